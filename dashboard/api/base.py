@@ -1,0 +1,84 @@
+"""The plumbing every API view shares: bearer authentication, JSON bodies, and errors answered as JSON."""
+import functools
+import json
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from dashboard.errors import ApiError, FieldError, PayloadTooLarge, Unauthorized, ValidationFailed
+from dashboard.services.auth import api_token_authenticate, deployment_jwt_verify
+
+
+def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
+    """Wrap a view that returns (status, body): `auth` is "token" (API token), "jwt" (deployment JWT) or "none".
+
+    With "jwt", a plain API token is accepted as well; the view then checks the deployment itself.
+    """
+
+    def decorate(view: Callable) -> Callable:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    return error_response(
+                        405, f"{request.method} is not allowed here; use {', '.join(methods)}",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                request.jwt_claims = None
+                if auth != "none":
+                    _authenticate(request, allow_jwt=auth == "jwt")
+                status, body = view(request, *args, **kwargs)
+                return JsonResponse(body, status=status, safe=False)
+            except ApiError as error:
+                return JsonResponse(error.as_dict(), status=error.status)
+            except RequestDataTooBig:
+                error = PayloadTooLarge("the request body is over the size limit", [FieldError("body", "too large")])
+                return JsonResponse(error.as_dict(), status=error.status)
+
+        return wrapper
+
+    return decorate
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JsonResponse:
+    return JsonResponse({"message": message, "errors": []}, status=status, headers=headers)
+
+
+def _authenticate(request: HttpRequest, *, allow_jwt: bool) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() not in {"bearer", "token"} or not credential:
+        raise Unauthorized("send an Authorization header: Bearer <API token or JWT>")
+    if credential.count(".") == 2:
+        if not allow_jwt:
+            raise Unauthorized("this endpoint takes an API token, not a deployment JWT")
+        claims = deployment_jwt_verify(token=credential)
+        user = get_user_model().objects.filter(pk=claims["sub"], is_active=True).first()
+        if user is None:
+            raise Unauthorized("the JWT's user no longer exists")
+        request.jwt_claims = claims
+        request.api_user = user
+    else:
+        request.api_user = api_token_authenticate(plain=credential)
+
+
+def json_body(request: HttpRequest):
+    """The request body as JSON, whatever Content-Type the client sent."""
+    try:
+        return json.loads(request.body or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValidationFailed.from_errors([FieldError("body", f"is not valid JSON ({error})")]) from None
+
+
+def require_fields(body, *names: str) -> dict:
+    if not isinstance(body, dict):
+        raise ValidationFailed.from_errors([FieldError("body", "must be a JSON object")])
+    missing = [FieldError(name, "is required") for name in names if body.get(name) in (None, "")]
+    if missing:
+        raise ValidationFailed.from_errors(missing)
+    return body

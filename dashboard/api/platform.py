@@ -1,0 +1,121 @@
+"""The platform API the Python client calls: organizations, deployments, models and predicted assets."""
+import uuid
+
+from django.http import HttpRequest
+
+from dashboard.api.base import api_view, json_body, require_fields
+from dashboard.api.representations import asset_json, deployment_json, model_version_json
+from dashboard.errors import FieldError, Unauthorized, ValidationFailed
+from dashboard.models import Model, Role
+from dashboard.selectors.access import deployment_for_member, deployments_visible_to, memberships_of, organization_for_member
+from dashboard.selectors.assets import predicted_asset_find, predicted_assets_page
+from dashboard.services.deployments import deployment_set_model, deployment_update
+
+
+@api_view(methods=("GET",))
+def organizations(request: HttpRequest):
+    items = [
+        {"id": str(m.organization_id), "name": m.organization.name, "role": m.role}
+        for m in memberships_of(user=request.api_user)
+    ]
+    return 200, {"items": items}
+
+
+@api_view(methods=("GET",))
+def deployments(request: HttpRequest):
+    queryset = deployments_visible_to(user=request.api_user).prefetch_related("labels")
+    if organization_id := request.GET.get("organization_id"):
+        organization = organization_for_member(user=request.api_user, organization_id=_uuid(organization_id, "organization_id"))
+        queryset = queryset.filter(organization=organization)
+    if name := request.GET.get("name"):
+        queryset = queryset.filter(name=name)
+    return 200, {"items": [deployment_json(deployment, request) for deployment in queryset]}
+
+
+@api_view(methods=("GET", "PATCH"), auth="jwt")
+def deployment_detail(request: HttpRequest, deployment_id):
+    if request.jwt_claims is not None and request.jwt_claims["deployment"] != str(deployment_id):
+        raise Unauthorized("the JWT is bound to another deployment")
+    if request.method == "PATCH":
+        deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ADMIN)
+        deployment = deployment_update(deployment=deployment, changes=require_fields(json_body(request)))
+    else:
+        deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id)
+    return 200, deployment_json(deployment, request)
+
+
+def _set_model(request: HttpRequest, deployment_id, *, shadow: bool):
+    deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ADMIN)
+    body = require_fields(json_body(request), "model_version_id")
+    deployment = deployment_set_model(
+        deployment=deployment, model_version_id=_uuid(body["model_version_id"], "model_version_id"), shadow=shadow
+    )
+    return 200, deployment_json(deployment, request)
+
+
+@api_view(methods=("POST",))
+def deployment_champion(request: HttpRequest, deployment_id):
+    return _set_model(request, deployment_id, shadow=False)
+
+
+@api_view(methods=("POST",))
+def deployment_shadow(request: HttpRequest, deployment_id):
+    return _set_model(request, deployment_id, shadow=True)
+
+
+@api_view(methods=("GET",))
+def models(request: HttpRequest):
+    organization_ids = [m.organization_id for m in memberships_of(user=request.api_user)]
+    queryset = Model.objects.filter(organization_id__in=organization_ids).prefetch_related("versions__model")
+    if organization_id := request.GET.get("organization_id"):
+        queryset = queryset.filter(organization_id=_uuid(organization_id, "organization_id"))
+    if name := request.GET.get("name"):
+        queryset = queryset.filter(name=name)
+    items = [
+        {"id": str(model.id), "name": model.name, "type": model.type,
+         "versions": [model_version_json(version) for version in model.versions.all()]}
+        for model in queryset
+    ]
+    return 200, {"items": items}
+
+
+@api_view(methods=("GET",))
+def predicted_assets(request: HttpRequest, deployment_id):
+    deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id)
+    if request.GET.get("q"):
+        raise ValidationFailed.from_errors([FieldError("q", "the query language is not available yet")])
+    page = predicted_assets_page(
+        deployment=deployment,
+        order=request.GET.get("order_by") or "-timestamp",
+        cursor=request.GET.get("cursor"),
+        offset=_int(request.GET.get("offset"), "offset", 0, 10**9, 0),
+        limit=_int(request.GET.get("limit"), "limit", 1, 1000, 100),
+    )
+    return 200, {"items": [asset_json(asset, request) for asset in page.items], "next_cursor": page.next_cursor}
+
+
+@api_view(methods=("GET",))
+def predicted_asset_lookup(request: HttpRequest, deployment_id):
+    deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id)
+    names = ("id", "oracle_prediction_id", "filename", "object_name", "data_id")
+    asset = predicted_asset_find(deployment=deployment, **{name: request.GET.get(name) for name in names})
+    return 200, asset_json(asset, request)
+
+
+def _uuid(value, field: str):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationFailed.from_errors([FieldError(field, "must be a UUID")]) from None
+
+
+def _int(value, field: str, low: int, high: int, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ValidationFailed.from_errors([FieldError(field, f"must be an integer from {low} to {high}")])
+    return number

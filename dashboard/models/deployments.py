@@ -1,0 +1,97 @@
+"""Deployments, their label maps, and the models whose versions serve them as champion or shadow."""
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from dashboard.models.organizations import Organization
+
+
+class InferenceType(models.TextChoices):
+    CLASSIFICATION = "CLASSIFICATION", "Classification"
+    OBJECT_DETECTION = "OBJECT_DETECTION", "Object detection"
+    SEGMENTATION = "SEGMENTATION", "Segmentation"
+
+
+class Model(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=32, choices=InferenceType.choices)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="model_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    runtime = models.CharField(max_length=100, blank=True, help_text="What runs this version, e.g. opencv-haar.")
+    # {"1": "car", "2": "person"}: class id (as JSON key) to name.
+    labels = models.JSONField(default=dict, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__name", "version"]
+        constraints = [models.UniqueConstraint(fields=["model", "version"], name="model_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version} ({self.name})"
+
+
+class Deployment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=32, choices=InferenceType.choices)
+    champion = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="champion_of"
+    )
+    shadow = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="shadow_of"
+    )
+    min_threshold = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="deployment_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        for role in ("champion", "shadow"):
+            version = getattr(self, role)
+            if version is not None and version.model.type != self.type:
+                raise ValidationError({role: f"a {version.model.type} model cannot serve a {self.type} deployment"})
+            if version is not None and version.model.organization_id != self.organization_id:
+                raise ValidationError({role: "the model belongs to another organization"})
+
+
+class Label(models.Model):
+    """One class of a deployment's label map: the id models send, its name and display colour."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="labels")
+    class_id = models.IntegerField()
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#3b82f6")
+
+    class Meta:
+        ordering = ["class_id"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "class_id"], name="label_unique_class")]
+
+    def __str__(self) -> str:
+        return f"{self.class_id}: {self.name}"

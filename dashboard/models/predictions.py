@@ -1,0 +1,81 @@
+"""What models saw and said: a predicted asset per monitored frame, with champion and shadow predictions."""
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from dashboard.models.datalake import Data
+from dashboard.models.deployments import Deployment, ModelVersion
+
+
+class AssetStatus(models.TextChoices):
+    TO_REVIEW = "TO_REVIEW", "To review"
+    REVIEWED = "REVIEWED", "Reviewed"
+    SUBMITTED = "SUBMITTED", "Submitted"
+
+
+class PredictedAsset(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="predicted_assets")
+    data = models.ForeignKey(Data, on_delete=models.PROTECT, related_name="predicted_assets")
+    oracle_prediction_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.TO_REVIEW)
+    timestamp = models.DateTimeField()
+    latency = models.FloatField()
+    # The coordinate space the shapes were sent in (the declared size, which may differ from the image's).
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    outlier_score = models.FloatField(null=True, blank=True)
+    # Denormalized from the champion's prediction at ingest, for filters that must not scan JSON.
+    shape_count = models.PositiveIntegerField(default=0)
+    min_score = models.FloatField(null=True, blank=True)
+    max_score = models.FloatField(null=True, blank=True)
+    # The shapes a reviewer settled on; the review history itself lives in the reviews app.
+    reviewed_shapes = models.JSONField(null=True, blank=True)
+    # Optimistic locking: every write that changes the review bumps it.
+    version = models.PositiveIntegerField(default=1)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="asset_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(fields=["deployment", "data", "timestamp"], name="asset_unique_frame"),
+        ]
+        indexes = [
+            models.Index(fields=["deployment", "-timestamp", "id"], name="asset_by_time"),
+            models.Index(
+                models.F("deployment"),
+                models.F("status"),
+                models.F("outlier_score").desc(),
+                models.F("id"),
+                name="asset_review_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.data.filename} in {self.deployment.name}"
+
+
+class Prediction(models.Model):
+    """The shapes one model version returned for one predicted asset, in Loupe's shape format."""
+
+    asset = models.ForeignKey(PredictedAsset, on_delete=models.CASCADE, related_name="predictions")
+    is_shadow = models.BooleanField(default=False)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+    )
+    # [{"type": "rectangle"|"polygon"|"classification", "label_id", "score", ...geometry}]
+    shapes = models.JSONField(default=list)
+    latency = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "is_shadow"], name="prediction_one_per_role")]
+
+    def __str__(self) -> str:
+        return f"{'shadow' if self.is_shadow else 'champion'} prediction of {self.asset_id}"

@@ -1,0 +1,50 @@
+"""Reads for the deployment pages: status counts and the latest predictions, ready to draw."""
+from django.db.models import Count
+
+from dashboard.models import AssetStatus, Deployment, PredictedAsset
+
+
+def status_counts(deployment: Deployment) -> dict:
+    rows = deployment.predicted_assets.values("status").annotate(n=Count("id")).order_by()
+    counts = {status: 0 for status in AssetStatus.values}
+    counts.update({row["status"]: row["n"] for row in rows})
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def display_shapes(shapes: list[dict], *, labels: dict[int, dict], min_threshold: float) -> list[dict]:
+    """Shapes above the deployment's threshold, with what a picture of them needs (colour, name, SVG points)."""
+    shown = []
+    for shape in shapes:
+        if shape["score"] < min_threshold:
+            continue
+        label = labels.get(shape["label_id"], {"name": f"class {shape['label_id']}", "color": "#888888"})
+        item = {**shape, "label": label["name"], "color": label["color"]}
+        if shape["type"] == "polygon":
+            item["svg_points"] = " ".join(f"{x},{y}" for x, y in shape["points"])
+        shown.append(item)
+    return shown
+
+
+def latest_predictions(*, deployment: Deployment, limit: int = 24) -> list[dict]:
+    labels = {label.class_id: {"name": label.name, "color": label.color} for label in deployment.labels.all()}
+    assets = (
+        PredictedAsset.objects.filter(deployment=deployment)
+        .select_related("data")
+        .prefetch_related("predictions")
+        .order_by("-timestamp", "-id")[:limit]
+    )
+    rows = []
+    for asset in assets:
+        champion = next((p for p in asset.predictions.all() if not p.is_shadow), None)
+        shadow = next((p for p in asset.predictions.all() if p.is_shadow), None)
+        rows.append(
+            {
+                "asset": asset,
+                "shapes": display_shapes(champion.shapes if champion else [], labels=labels,
+                                         min_threshold=deployment.min_threshold),
+                "has_shadow": shadow is not None,
+                "shadow_count": len(shadow.shapes) if shadow else None,
+            }
+        )
+    return rows

@@ -1,0 +1,85 @@
+"""Writes to the datalake: image bytes stored once by SHA-256 through Django's storage API."""
+import hashlib
+import io
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+from dashboard.models import Data, Organization
+from dashboard.services.images import ImageFacts
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sha256: str
+    path: str
+    size: int
+
+
+def image_store(*, content: bytes, facts: ImageFacts) -> StoredImage:
+    """Put the bytes at their content address; the same bytes are never written twice."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = f"datalake/{digest[:2]}/{digest}.{facts.extension}"
+    if not default_storage.exists(path):
+        path = default_storage.save(path, ContentFile(content))
+    return StoredImage(sha256=digest, path=path, size=len(content))
+
+
+def data_get_or_create(
+    *,
+    organization: Organization,
+    stored: StoredImage,
+    facts: ImageFacts,
+    filename: str,
+    source: str,
+    tags: list[str],
+    metadata: dict,
+) -> tuple[Data, bool]:
+    """The organization's Data for these bytes; must run inside a transaction. New tags are added to known data."""
+    existing = Data.objects.filter(organization=organization, sha256=stored.sha256).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                data = Data.objects.create(
+                    organization=organization,
+                    sha256=stored.sha256,
+                    image=stored.path,
+                    filename=filename,
+                    content_type=facts.content_type,
+                    size=stored.size,
+                    width=facts.width,
+                    height=facts.height,
+                    source=source,
+                    tags=tags,
+                    metadata=metadata,
+                )
+            return data, True
+        except IntegrityError:
+            # Another request stored the same bytes a moment ago.
+            existing = Data.objects.get(organization=organization, sha256=stored.sha256)
+    new_tags = [tag for tag in tags if tag not in existing.tags]
+    if new_tags:
+        existing.tags = existing.tags + new_tags
+        existing.save(update_fields=["tags"])
+    return existing, False
+
+
+def data_thumbnail_make(*, data: Data, size: int) -> str:
+    """Write a WebP thumbnail of the data's image (once) and record where it is."""
+    if data.thumbnail:
+        return data.thumbnail.name
+    with default_storage.open(data.image.name, "rb") as source:
+        image = Image.open(source)
+        image.draft("RGB", (size, size))  # lets JPEG decode at a reduced scale
+        image = image.convert("RGB")
+        image.thumbnail((size, size))
+        buffer = io.BytesIO()
+        image.save(buffer, "WEBP", quality=80)
+    path = f"thumbnails/{data.sha256[:2]}/{data.sha256}-{size}.webp"
+    if not default_storage.exists(path):
+        path = default_storage.save(path, ContentFile(buffer.getvalue()))
+    Data.objects.filter(pk=data.pk).update(thumbnail=path)
+    return path

@@ -1,0 +1,1 @@
+"""Review history; the current reviewed shapes live on the predicted asset in the core."""
