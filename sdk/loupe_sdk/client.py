@@ -1,0 +1,113 @@
+"""The entry point of the client: one API token acting in one organization of one Loupe server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Dict, List, Optional, Union
+
+from loupe_sdk.deployment import Deployment
+from loupe_sdk.exceptions import LoupeError, NotFoundError, UnauthorizedError
+from loupe_sdk.http import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Timeout, Transport
+from loupe_sdk.model import Model
+
+DEFAULT_HOST = "http://127.0.0.1:8000"
+
+
+class Client:
+    """Connects to Loupe and picks the organization that later calls act in.
+
+    `host` defaults to $LOUPE_HOST, then to a local server; `api_token` to $LOUPE_API_TOKEN. The organization
+    is chosen by name or id; with neither, the token's user must belong to exactly one.
+    """
+
+    def __init__(
+        self,
+        api_token: Optional[str] = None,
+        organization_name: Optional[str] = None,
+        organization_id: Optional[Union[str, uuid.UUID]] = None,
+        host: Optional[str] = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+    ) -> None:
+        token = api_token or os.environ.get("LOUPE_API_TOKEN")
+        if not token:
+            raise UnauthorizedError("no API token: pass api_token or set LOUPE_API_TOKEN")
+        self._transport = Transport(
+            host or os.environ.get("LOUPE_HOST") or DEFAULT_HOST,
+            token,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+        )
+        memberships = self._transport.platform("GET", "/api/organizations").get("items") or []
+        organization = _pick_organization(memberships, organization_name, organization_id)
+        self.organization_id = str(organization["id"])
+        self.organization_name: str = organization.get("name", "")
+        self.role: Optional[str] = organization.get("role")
+
+    @property
+    def host(self) -> str:
+        return self._transport.host
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(host={self.host!r}, organization_name={self.organization_name!r})"
+
+    def get_deployment(self, name: str) -> Deployment:
+        items = self._list("/api/deployments", name=name)
+        if not items:
+            raise NotFoundError(f"no deployment named {name!r} in organization {self.organization_name!r}")
+        return Deployment(self._transport, items[0])
+
+    def get_deployment_by_id(self, id: Union[str, uuid.UUID]) -> Deployment:
+        return Deployment(self._transport, self._transport.platform("GET", f"/api/deployment/{id}"))
+
+    def list_deployments(self) -> List[Deployment]:
+        return [Deployment(self._transport, info) for info in self._list("/api/deployments")]
+
+    def get_model(self, name: str) -> Model:
+        items = self._list("/api/models", name=name)
+        if not items:
+            raise NotFoundError(f"no model named {name!r} in organization {self.organization_name!r}")
+        return Model(items[0])
+
+    def _list(self, path: str, **filters: Any) -> List[Dict[str, Any]]:
+        answer = self._transport.platform("GET", path, params={**filters, "organization_id": self.organization_id})
+        return list(answer.get("items") or [])
+
+
+def _pick_organization(
+    memberships: List[Dict[str, Any]],
+    name: Optional[str],
+    organization_id: Optional[Union[str, uuid.UUID]],
+) -> Dict[str, Any]:
+    if organization_id is not None:
+        wanted = str(organization_id).lower()
+        found = [item for item in memberships if str(item.get("id")).lower() == wanted]
+        if name is not None:
+            found = [item for item in found if item.get("name") == name]
+        described = f"id {organization_id}" + (f" and name {name!r}" if name is not None else "")
+    elif name is not None:
+        found = [item for item in memberships if item.get("name") == name]
+        described = f"name {name!r}"
+    else:
+        if len(memberships) == 1:
+            return memberships[0]
+        if not memberships:
+            raise NotFoundError("this API token's user belongs to no organization")
+        names = ", ".join(repr(item.get("name")) for item in memberships)
+        raise LoupeError(f"this API token's user belongs to several organizations ({names}): pass organization_name")
+    if not found:
+        raise NotFoundError(f"this API token's user is not a member of an organization with {described}")
+    return found[0]

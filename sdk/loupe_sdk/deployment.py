@@ -1,0 +1,342 @@
+"""A deployment seen from client code: its settings, its models, and the predictions it monitors."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+from loupe_sdk.exceptions import BadRequestError, InvalidQueryError, NotFoundError
+from loupe_sdk.http import Transport
+from loupe_sdk.images import guess_content_type, normalize_content_type
+from loupe_sdk.model import ModelVersion
+from loupe_sdk.predicted_asset import PredictedAsset
+from loupe_sdk.types.enums import SupportedContentType
+from loupe_sdk.types.schemas_prediction import PredictionFormat
+
+Prediction = Union[PredictionFormat, Mapping[str, Any]]
+Identifier = Union[str, uuid.UUID]
+Timestamp = Union[float, int, datetime]
+
+DEFAULT_PAGE_SIZE = 100
+
+
+class Deployment:
+    def __init__(self, transport: Transport, info: Dict[str, Any]) -> None:
+        self._transport = transport
+        self._apply(info)
+
+    def _apply(self, info: Dict[str, Any]) -> None:
+        self._info = info
+        self.id = str(info["id"])
+        self.name: str = info.get("name", "")
+        self.type: str = info.get("type", "")
+        self.organization_id: Optional[str] = info.get("organization_id")
+        self.organization_name: Optional[str] = info.get("organization_name")
+        self.min_threshold: Optional[float] = info.get("min_threshold")
+        self.tags: List[str] = list(info.get("tags") or [])
+        self.labels: List[Dict[str, Any]] = list(info.get("labels") or [])
+        # Both hosts are the platform's own unless the server says monitoring or serving lives elsewhere.
+        self.oracle_host: str = (info.get("oracle_host") or self._transport.host).rstrip("/")
+        self.serving_host: str = (info.get("serving_host") or self._transport.host).rstrip("/")
+
+    @property
+    def _path(self) -> str:
+        return f"/api/deployment/{self.id}"
+
+    def __repr__(self) -> str:
+        return f"Deployment(name={self.name!r}, type={self.type!r}, id={self.id!r})"
+
+    # Settings and models
+
+    def retrieve_information(self) -> Dict[str, Any]:
+        """Fetch this deployment's current information (models, hosts, counts) and return it as a dict."""
+        info = self._transport.platform("GET", self._path)
+        self._apply(info)
+        return info
+
+    def update(
+        self,
+        name: Optional[str] = None,
+        target_datalake: Any = None,
+        min_threshold: Optional[float] = None,
+    ) -> None:
+        """Rename the deployment or change the score under which its shapes are hidden.
+
+        `target_datalake` is accepted for compatibility and ignored: Loupe has one datalake per organization.
+        """
+        changes: Dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if min_threshold is not None:
+            changes["min_threshold"] = min_threshold
+        if not changes:
+            return
+        answer = self._transport.platform("PATCH", self._path, json=changes)
+        if isinstance(answer, dict) and "id" in answer:
+            self._apply(answer)
+        else:
+            self._apply({**self._info, **changes})
+
+    def set_model(self, model_version: Union[ModelVersion, Identifier]) -> None:
+        """Make this model version the champion."""
+        self._transport.platform("POST", self._path + "/model", json={"model_version_id": _id_of(model_version)})
+
+    def set_shadow_model(self, shadow_model_version: Union[ModelVersion, Identifier]) -> None:
+        """Make this model version the shadow, run beside the champion for comparison."""
+        self._transport.platform(
+            "POST", self._path + "/shadow", json={"model_version_id": _id_of(shadow_model_version)}
+        )
+
+    def get_model_version(self) -> ModelVersion:
+        """The current champion; NotFoundError when the deployment has none."""
+        return self._model_in_role("champion")
+
+    def get_shadow_model(self) -> ModelVersion:
+        """The current shadow; NotFoundError when the deployment has none."""
+        return self._model_in_role("shadow")
+
+    def _model_in_role(self, role: str) -> ModelVersion:
+        version = self.retrieve_information().get(role)
+        if not version:
+            raise NotFoundError(f"deployment {self.name!r} has no {role} model version")
+        return ModelVersion(version)
+
+    # Monitoring
+
+    def monitor(
+        self,
+        image_path: Union[str, Path],
+        latency: float,
+        height: int,
+        width: int,
+        prediction: Prediction,
+        source: Optional[str] = None,
+        tags: Optional[List[str]] = None,
+        timestamp: Optional[Timestamp] = None,
+        model_version: Optional[ModelVersion] = None,
+        shadow_model_version: Optional[ModelVersion] = None,
+        shadow_latency: Optional[float] = None,
+        shadow_raw_predictions: Optional[Prediction] = None,
+        shadow_prediction: Optional[Prediction] = None,
+        content_type: Optional[Union[SupportedContentType, str]] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Send one prediction made on an image file; the answer's `id` is the oracle_prediction_id.
+
+        `height` and `width` are those the prediction's coordinates refer to. `model_version` and
+        `shadow_model_version` are ignored: the server records the versions the deployment runs.
+        `shadow_raw_predictions` is the older name of `shadow_prediction`.
+        """
+        path = Path(image_path)
+        resolved_type = normalize_content_type(content_type) if content_type else guess_content_type(path.name)
+        return self._send_prediction(
+            raw_image=path.read_bytes(),
+            content_type=resolved_type,
+            filename=path.name,
+            latency=latency,
+            height=height,
+            width=width,
+            prediction=prediction,
+            source=source,
+            tags=tags,
+            timestamp=timestamp,
+            shadow_latency=shadow_latency,
+            shadow_prediction=_one_shadow(shadow_prediction, shadow_raw_predictions),
+            metadata=metadata,
+        )
+
+    def monitor_bytes(
+        self,
+        raw_image: bytes,
+        content_type: Union[SupportedContentType, str],
+        filename: str,
+        latency: float,
+        height: int,
+        width: int,
+        prediction: Prediction,
+        source: Optional[str] = None,
+        tags: Optional[List[str]] = None,
+        timestamp: Optional[Timestamp] = None,
+        shadow_latency: Optional[float] = None,
+        shadow_prediction: Optional[Prediction] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        shadow_raw_predictions: Optional[Prediction] = None,
+    ) -> Dict[str, Any]:
+        """Send one prediction made on an image already in memory; see `monitor`."""
+        return self._send_prediction(
+            raw_image=raw_image,
+            content_type=normalize_content_type(content_type),
+            filename=filename,
+            latency=latency,
+            height=height,
+            width=width,
+            prediction=prediction,
+            source=source,
+            tags=tags,
+            timestamp=timestamp,
+            shadow_latency=shadow_latency,
+            shadow_prediction=_one_shadow(shadow_prediction, shadow_raw_predictions),
+            metadata=metadata,
+        )
+
+    def _send_prediction(
+        self,
+        *,
+        raw_image: bytes,
+        content_type: str,
+        filename: str,
+        latency: float,
+        height: int,
+        width: int,
+        prediction: Prediction,
+        source: Optional[str],
+        tags: Optional[List[str]],
+        timestamp: Optional[Timestamp],
+        shadow_latency: Optional[float],
+        shadow_prediction: Optional[Prediction],
+        metadata: Optional[Dict[str, Any]],
+    ) -> Dict[str, Any]:
+        if shadow_prediction is not None and shadow_latency is None:
+            raise ValueError("a shadow prediction needs its shadow_latency")
+        body: Dict[str, Any] = {
+            "filename": filename,
+            "content_type": content_type,
+            "height": height,
+            "width": width,
+            "image": base64.b64encode(raw_image).decode("ascii"),
+            "raw_predictions": _raw(prediction),
+            "latency": latency,
+        }
+        optional = {
+            "source": source,
+            "tags": list(tags) if tags is not None else None,
+            "metadata": metadata,
+            "timestamp": timestamp.timestamp() if isinstance(timestamp, datetime) else timestamp,
+            "shadow_latency": shadow_latency if shadow_prediction is not None else None,
+            "shadow_raw_predictions": _raw(shadow_prediction) if shadow_prediction is not None else None,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return self._transport.monitoring(
+            "POST",
+            self.oracle_host,
+            self.id,
+            self._path + "/predictions",
+            json=body,
+            # One key per call, reused by every retry, so that a retry after a lost answer cannot store twice.
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+    def monitor_shadow(
+        self, predicted_asset: PredictedAsset, shadow_latency: float, shadow_prediction: Prediction
+    ) -> Dict[str, Any]:
+        """Add the shadow model's prediction to an asset already monitored."""
+        if not predicted_asset.oracle_prediction_id:
+            raise ValueError(f"{predicted_asset!r} has no oracle_prediction_id to attach a shadow prediction to")
+        return self.monitor_shadow_from_oracle_prediction_id(
+            predicted_asset.oracle_prediction_id, shadow_latency, shadow_prediction
+        )
+
+    def monitor_shadow_from_oracle_prediction_id(
+        self, oracle_prediction_id: Identifier, shadow_latency: float, shadow_prediction: Prediction
+    ) -> Dict[str, Any]:
+        """Add the shadow model's prediction to the prediction `monitor` answered with this id."""
+        return self._transport.monitoring(
+            "POST",
+            self.oracle_host,
+            self.id,
+            f"/api/prediction/{oracle_prediction_id}/shadow",
+            json={"shadow_raw_predictions": _raw(shadow_prediction), "shadow_latency": shadow_latency},
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+    # Predicted assets
+
+    def find_predicted_asset(
+        self,
+        id: Optional[Identifier] = None,
+        oracle_prediction_id: Optional[Identifier] = None,
+        object_name: Optional[str] = None,
+        filename: Optional[str] = None,
+        data_id: Optional[Identifier] = None,
+    ) -> PredictedAsset:
+        """The one predicted asset matching every criterion given.
+
+        NotFoundError when none matches; InvalidQueryError when the criteria are unusable or match several.
+        """
+        criteria = {
+            "id": id,
+            "oracle_prediction_id": oracle_prediction_id,
+            "object_name": object_name,
+            "filename": filename,
+            "data_id": data_id,
+        }
+        params = {key: str(value) for key, value in criteria.items() if value is not None}
+        if not params:
+            raise InvalidQueryError("give at least one of: " + ", ".join(criteria))
+        with _as_invalid_query():
+            return PredictedAsset(self._transport.platform("GET", self._path + "/predictedassets/find", params=params))
+
+    def list_predicted_assets(
+        self,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        page_size: Optional[int] = None,
+        order_by: Optional[Union[str, Sequence[str]]] = None,
+        q: Optional[str] = None,
+    ) -> List[PredictedAsset]:
+        """Predicted assets of this deployment, fetched page by page until `limit` of them (all when None).
+
+        `order_by` names fields, a leading "-" for descending; `q` is a query in Loupe's query language.
+        """
+        size = page_size or DEFAULT_PAGE_SIZE
+        ordering = order_by if order_by is None or isinstance(order_by, str) else ",".join(order_by)
+        params: Dict[str, Any] = {"offset": offset, "order_by": ordering, "q": q}
+        assets: List[PredictedAsset] = []
+        while limit is None or len(assets) < limit:
+            params["limit"] = size if limit is None else min(size, limit - len(assets))
+            with _as_invalid_query():
+                page = self._transport.platform("GET", self._path + "/predictedassets", params=params)
+            assets.extend(PredictedAsset(item) for item in page.get("items") or [])
+            cursor = page.get("next_cursor")
+            if not cursor or not page.get("items"):
+                break
+            # The cursor already encodes where the offset started.
+            params.update(cursor=cursor, offset=None)
+        return assets if limit is None else assets[:limit]
+
+
+@contextmanager
+def _as_invalid_query() -> Iterator[None]:
+    """Report a 400 from the asset query endpoints as InvalidQueryError, keeping the server's message."""
+    try:
+        yield
+    except InvalidQueryError:
+        raise
+    except BadRequestError as error:
+        raise InvalidQueryError(
+            error.message, status_code=error.status_code, errors=error.errors, payload=error.payload
+        ) from error
+
+
+def _raw(prediction: Prediction) -> Dict[str, Any]:
+    if isinstance(prediction, PredictionFormat):
+        return prediction.to_dict()
+    if isinstance(prediction, Mapping):
+        return dict(prediction)
+    raise TypeError(f"a prediction must be a PredictionFormat or a dict, not {type(prediction).__name__}")
+
+
+def _one_shadow(
+    shadow_prediction: Optional[Prediction], shadow_raw_predictions: Optional[Prediction]
+) -> Optional[Prediction]:
+    if shadow_prediction is not None and shadow_raw_predictions is not None:
+        raise ValueError("give shadow_prediction or its older name shadow_raw_predictions, not both")
+    return shadow_prediction if shadow_prediction is not None else shadow_raw_predictions
+
+
+def _id_of(model_version: Union[ModelVersion, Identifier]) -> str:
+    return model_version.id if isinstance(model_version, ModelVersion) else str(model_version)

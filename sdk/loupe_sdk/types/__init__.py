@@ -1,0 +1,1 @@
+"""Value types shared by the client and its callers: enums and prediction formats."""
