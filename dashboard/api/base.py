@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt
 
 from dashboard.errors import ApiError, FieldError, PayloadTooLarge, Unauthorized, ValidationFailed
@@ -58,13 +59,20 @@ def _authenticate(request: HttpRequest, *, allow_jwt: bool) -> None:
         if not allow_jwt:
             raise Unauthorized("this endpoint takes an API token, not a deployment JWT")
         claims = deployment_jwt_verify(token=credential)
-        user = get_user_model().objects.filter(pk=claims["sub"], is_active=True).first()
-        if user is None:
-            raise Unauthorized("the JWT's user no longer exists")
         request.jwt_claims = claims
-        request.api_user = user
+        request.api_user_id = claims["sub"]
+        # Loaded only by the views that need more than the id (the ingest path does not).
+        request.api_user = SimpleLazyObject(lambda: _active_user(claims["sub"]))
     else:
         request.api_user = api_token_authenticate(plain=credential)
+        request.api_user_id = request.api_user.pk
+
+
+def _active_user(user_id):
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise Unauthorized("the JWT's user no longer exists")
+    return user
 
 
 def json_body(request: HttpRequest):

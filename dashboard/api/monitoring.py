@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.errors import ApiError, NotFound, Unauthorized
 from dashboard.models import PredictedAsset, Role
-from dashboard.selectors.access import deployment_for_member
+from dashboard.selectors.access import deployment_for_member, deployment_for_monitoring
 from dashboard.services.auth import api_token_authenticate, deployment_jwt_issue
 from dashboard.services.ingest import prediction_ingest, shadow_prediction_add
 
@@ -30,8 +30,7 @@ def _deployment_for_monitoring(request: HttpRequest, deployment_id):
     claims = request.jwt_claims
     if claims is not None and claims["deployment"] != str(deployment_id):
         raise Unauthorized("the JWT is bound to another deployment")
-    deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ML_LEAD)
-    return deployment
+    return deployment_for_monitoring(user_id=request.api_user_id, deployment_id=deployment_id, role=Role.ML_LEAD)
 
 
 @api_view(methods=("POST",), auth="jwt")
@@ -51,6 +50,7 @@ def shadow_create(request: HttpRequest, oracle_prediction_id):
     if asset is None:
         raise NotFound(f"prediction {oracle_prediction_id} not found")
     deployment = _deployment_for_monitoring(request, asset.deployment_id)
-    asset = PredictedAsset.objects.select_related("deployment").get(pk=asset.pk, deployment=deployment)
+    asset = PredictedAsset.objects.get(pk=asset.pk)
+    asset.deployment = deployment
     shadow_prediction_add(asset=asset, payload=json_body(request))
     return 201, {"id": str(asset.oracle_prediction_id), "predicted_asset_id": str(asset.id), "shadow": True}

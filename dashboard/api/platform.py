@@ -8,7 +8,7 @@ from dashboard.api.representations import asset_json, deployment_json, model_ver
 from dashboard.errors import FieldError, Unauthorized, ValidationFailed
 from dashboard.models import Model, Role
 from dashboard.selectors.access import deployment_for_member, deployments_visible_to, memberships_of, organization_for_member
-from dashboard.selectors.assets import predicted_asset_find, predicted_assets_page
+from dashboard.selectors.assets import DEFAULT_SORT, predicted_asset_find, predicted_assets_page
 from dashboard.services.deployments import deployment_set_model, deployment_update
 
 
@@ -82,11 +82,10 @@ def models(request: HttpRequest):
 @api_view(methods=("GET",))
 def predicted_assets(request: HttpRequest, deployment_id):
     deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id)
-    if request.GET.get("q"):
-        raise ValidationFailed.from_errors([FieldError("q", "the query language is not available yet")])
     page = predicted_assets_page(
         deployment=deployment,
-        order=request.GET.get("order_by") or "-timestamp",
+        query=request.GET.get("q", ""),
+        order=request.GET.get("order_by") or DEFAULT_SORT,
         cursor=request.GET.get("cursor"),
         offset=_int(request.GET.get("offset"), "offset", 0, 10**9, 0),
         limit=_int(request.GET.get("limit"), "limit", 1, 1000, 100),

@@ -2,11 +2,13 @@
 from dashboard.models.organizations import ApiToken, Membership, Organization, Role
 from dashboard.models.deployments import Deployment, InferenceType, Label, Model, ModelVersion
 from dashboard.models.datalake import Data
-from dashboard.models.predictions import AssetStatus, PredictedAsset, Prediction
+from dashboard.models.predictions import AssetStatus, AssetTerm, PredictedAsset, Prediction
+from dashboard.models.outliers import AssetFeatures, OutlierReference, ReferenceSource  # noqa: F401  (outlier scores)
 
 __all__ = [
     "ApiToken",
     "AssetStatus",
+    "AssetTerm",
     "Data",
     "Deployment",
     "InferenceType",

@@ -1,5 +1,6 @@
 """Deployments, their label maps, and the models whose versions serve them as champion or shadow."""
 import uuid
+from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -71,6 +72,11 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @cached_property
+    def class_ids(self) -> frozenset[int]:
+        """The class ids of the label map, read once per instance (ingest checks every shape against them)."""
+        return frozenset(self.labels.values_list("class_id", flat=True))
 
     def clean(self) -> None:
         for role in ("champion", "shadow"):

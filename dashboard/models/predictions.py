@@ -1,6 +1,7 @@
 """What models saw and said: a predicted asset per monitored frame, with champion and shadow predictions."""
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -22,6 +23,9 @@ class PredictedAsset(models.Model):
     status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.TO_REVIEW)
     timestamp = models.DateTimeField()
     latency = models.FloatField()
+    # The frame's own filename and source as sent (the Data keeps the first ones it was sent with).
+    filename = models.CharField(max_length=255, default="")
+    source = models.CharField(max_length=100, default="serving")
     # The coordinate space the shapes were sent in (the declared size, which may differ from the image's).
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -32,6 +36,10 @@ class PredictedAsset(models.Model):
     max_score = models.FloatField(null=True, blank=True)
     # The shapes a reviewer settled on; the review history itself lives in the reviews app.
     reviewed_shapes = models.JSONField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     # Optimistic locking: every write that changes the review bumps it.
     version = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
@@ -46,15 +54,17 @@ class PredictedAsset(models.Model):
             ),
             models.UniqueConstraint(fields=["deployment", "data", "timestamp"], name="asset_unique_frame"),
         ]
+        # One index per sort of the review queue, each ending in id, the keyset's tie-breaker; a btree
+        # serves both directions. The status one serves the queue filtered by status, its usual state.
         indexes = [
-            models.Index(fields=["deployment", "-timestamp", "id"], name="asset_by_time"),
-            models.Index(
-                models.F("deployment"),
-                models.F("status"),
-                models.F("outlier_score").desc(),
-                models.F("id"),
-                name="asset_review_queue",
-            ),
+            models.Index(fields=["deployment", "outlier_score", "id"], name="asset_by_outlier"),
+            models.Index(fields=["deployment", "status", "outlier_score", "id"], name="asset_queue_by_status"),
+            models.Index(fields=["deployment", "timestamp", "id"], name="asset_by_time"),
+            models.Index(fields=["deployment", "max_score", "id"], name="asset_by_score"),
+            models.Index(fields=["deployment", "latency", "id"], name="asset_by_latency"),
+            models.Index(fields=["deployment", "shape_count", "id"], name="asset_by_shapes"),
+            models.Index(fields=["deployment", "created_at"], name="asset_by_arrival"),
+            models.Index(fields=["deployment", "source"], name="asset_by_source"),
         ]
 
     def __str__(self) -> str:
@@ -79,3 +89,21 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{'shadow' if self.is_shadow else 'champion'} prediction of {self.asset_id}"
+
+
+class AssetTerm(models.Model):
+    """A searchable fact about a predicted asset, such as "label:3" or "tag:night", kept at ingest.
+
+    The query language's label and tag filters become an indexed EXISTS on this table instead of a scan of JSON.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    asset = models.ForeignKey(PredictedAsset, on_delete=models.CASCADE, related_name="terms")
+    term = models.CharField(max_length=110)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "term"], name="asset_term_unique")]
+        indexes = [models.Index(fields=["deployment", "term", "asset"], name="asset_term_lookup")]
+
+    def __str__(self) -> str:
+        return self.term

@@ -1,4 +1,10 @@
-"""Reads of predicted assets: pages in a stable order with keyset cursors, and look-ups by any identifier."""
+"""Reads of predicted assets: the queue's pages in any of its sorts, by keyset, and look-ups by any identifier.
+
+Every sort is (column, then id) in one direction, with the rows that have no value (say, not yet scored)
+after all the others. A page is read as two index range scans at most: the rows with a value from the
+cursor on, then, once those run out, the rows without one. OFFSET is never used by the queue, so page 500
+costs what page 1 costs.
+"""
 import base64
 import datetime as dt
 import json
@@ -10,7 +16,26 @@ from django.db.models import Q, QuerySet
 from dashboard.errors import FieldError, NotFound, ValidationFailed
 from dashboard.models import Deployment, PredictedAsset
 
-ORDERS = {"-timestamp": ("-timestamp", "-id"), "timestamp": ("timestamp", "id")}
+
+@dataclass(frozen=True)
+class Sort:
+    column: str
+    descending: bool
+    label: str
+
+
+SORTS = {
+    "-outlier_score": Sort("outlier_score", True, "Most unusual first"),
+    "-timestamp": Sort("timestamp", True, "Newest first"),
+    "timestamp": Sort("timestamp", False, "Oldest first"),
+    "max_score": Sort("max_score", False, "Least confident first"),
+    "-max_score": Sort("max_score", True, "Most confident first"),
+    "-latency": Sort("latency", True, "Slowest first"),
+    "-shape_count": Sort("shape_count", True, "Most shapes first"),
+    "shape_count": Sort("shape_count", False, "Fewest shapes first"),
+}
+DEFAULT_SORT = "-outlier_score"
+NULLABLE = {"outlier_score", "max_score"}
 
 
 @dataclass
@@ -23,24 +48,92 @@ def predicted_assets_base(*, deployment: Deployment) -> QuerySet[PredictedAsset]
     return PredictedAsset.objects.filter(deployment=deployment).select_related("data", "deployment")
 
 
+def predicted_assets_matching(*, deployment: Deployment, query: str = "") -> QuerySet[PredictedAsset]:
+    queryset = predicted_assets_base(deployment=deployment)
+    if query.strip():
+        from dashboard.query import query_filter
+
+        queryset = queryset.filter(query_filter(deployment=deployment, text=query))
+    return queryset
+
+
+def sort_get(order: str) -> Sort:
+    sort = SORTS.get(order or DEFAULT_SORT)
+    if sort is None:
+        raise ValidationFailed.from_errors([FieldError("order_by", f"must be one of {', '.join(SORTS)}")])
+    return sort
+
+
 def predicted_assets_page(
-    *, deployment: Deployment, order: str = "-timestamp", cursor: str | None = None, offset: int = 0, limit: int = 50
+    *,
+    deployment: Deployment,
+    query: str = "",
+    order: str = DEFAULT_SORT,
+    cursor: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    with_predictions: bool = True,
 ) -> AssetPage:
-    if order not in ORDERS:
-        raise ValidationFailed.from_errors([FieldError("order_by", f"must be one of {', '.join(ORDERS)}")])
-    fields = ORDERS[order]
-    queryset = predicted_assets_base(deployment=deployment).prefetch_related("predictions").order_by(*fields)
-    if cursor:
-        timestamp, asset_id = _cursor_decode(cursor)
-        after = Q(timestamp__lt=timestamp) | Q(timestamp=timestamp, id__lt=asset_id)
-        if order == "timestamp":
-            after = Q(timestamp__gt=timestamp) | Q(timestamp=timestamp, id__gt=asset_id)
-        queryset = queryset.filter(after)
-    elif offset:
-        queryset = queryset[offset:]
-    items = list(queryset[: limit + 1])
-    next_cursor = _cursor_encode(items[limit - 1]) if len(items) > limit else None
+    """One page of the deployment's assets matching `query`, in `order`, after `cursor` (or `offset`, API only)."""
+    sort = sort_get(order)
+    queryset = predicted_assets_matching(deployment=deployment, query=query)
+    if with_predictions:
+        queryset = queryset.prefetch_related("predictions")
+    direction = "-" if sort.descending else ""
+    value, after_id, in_tail = _cursor_decode(cursor, sort) if cursor else (None, None, False)
+
+    items: list[PredictedAsset] = []
+    if not in_tail:
+        valued = queryset.filter(**{f"{sort.column}__isnull": False}).order_by(
+            f"{direction}{sort.column}", f"{direction}id"
+        )
+        if after_id is not None:
+            valued = valued.filter(_after_value(sort, value, after_id))
+        items = _slice(valued, offset, limit + 1)
+        offset = max(0, offset - (valued.count() if offset else 0))
+    if len(items) <= limit and sort.column in NULLABLE:
+        tail = queryset.filter(**{f"{sort.column}__isnull": True}).order_by(f"{direction}id")
+        if in_tail:
+            tail = tail.filter(id__lt=after_id) if sort.descending else tail.filter(id__gt=after_id)
+        items += _slice(tail, offset, limit + 1 - len(items))
+    next_cursor = _cursor_encode(items[limit - 1], sort) if len(items) > limit else None
     return AssetPage(items=items[:limit], next_cursor=next_cursor)
+
+
+def _slice(queryset: QuerySet, offset: int, count: int) -> list:
+    return list(queryset[offset : offset + count]) if count > 0 else []
+
+
+def _after_value(sort: Sort, value, after_id) -> Q:
+    # The redundant bound (<= or >=) lets the database start its index scan at the cursor.
+    if sort.descending:
+        return Q(**{f"{sort.column}__lte": value}) & (Q(**{f"{sort.column}__lt": value}) | Q(id__lt=after_id))
+    return Q(**{f"{sort.column}__gte": value}) & (Q(**{f"{sort.column}__gt": value}) | Q(id__gt=after_id))
+
+
+def _cursor_encode(asset: PredictedAsset, sort: Sort) -> str:
+    value = getattr(asset, sort.column)
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    raw = json.dumps([sort.column, value, str(asset.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str, sort: Sort):
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        column, value, asset_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if column != sort.column:
+            raise ValueError("cursor of another sort")
+        if column == "timestamp":
+            value = dt.datetime.fromisoformat(value)
+        elif value is not None and not isinstance(value, (int, float)):
+            raise ValueError("not a number")
+        return value, uuid.UUID(asset_id), value is None
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ValidationFailed.from_errors(
+            [FieldError("cursor", "is not a cursor this API gave for this order")]
+        ) from None
 
 
 def predicted_asset_find(*, deployment: Deployment, **identifiers) -> PredictedAsset:
@@ -50,7 +143,7 @@ def predicted_asset_find(*, deployment: Deployment, **identifiers) -> PredictedA
             [FieldError("query", "give one of id, oracle_prediction_id, filename, object_name, data_id")]
         )
     lookups = {"id": "id", "oracle_prediction_id": "oracle_prediction_id", "data_id": "data_id",
-               "filename": "data__filename", "object_name": "data__image"}
+               "filename": "filename", "object_name": "data__image"}
     filters = {}
     for name, value in given.items():
         if name in ("id", "oracle_prediction_id", "data_id"):
@@ -67,16 +160,3 @@ def predicted_asset_find(*, deployment: Deployment, **identifiers) -> PredictedA
             [FieldError(next(iter(given)), "matches several predicted assets; use id or oracle_prediction_id")]
         )
     return matches[0]
-
-
-def _cursor_encode(asset: PredictedAsset) -> str:
-    raw = json.dumps([asset.timestamp.isoformat(), str(asset.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _cursor_decode(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    try:
-        timestamp, asset_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return dt.datetime.fromisoformat(timestamp), uuid.UUID(asset_id)
-    except (ValueError, TypeError):
-        raise ValidationFailed.from_errors([FieldError("cursor", "is not a cursor this API gave")]) from None

@@ -26,25 +26,39 @@ def display_shapes(shapes: list[dict], *, labels: dict[int, dict], min_threshold
     return shown
 
 
+def label_map(deployment: Deployment) -> dict[int, dict]:
+    return {label.class_id: {"name": label.name, "color": label.color} for label in deployment.labels.all()}
+
+
+def asset_cards(*, deployment: Deployment, assets) -> list[dict]:
+    """What a picture of each asset needs: its champion's shapes over the threshold, and its shadow's count.
+
+    The assets must come with their predictions prefetched.
+    """
+    labels = label_map(deployment)
+    cards = []
+    for asset in assets:
+        champion = next((p for p in asset.predictions.all() if not p.is_shadow), None)
+        shadow = next((p for p in asset.predictions.all() if p.is_shadow), None)
+        shapes = display_shapes(champion.shapes if champion else [], labels=labels,
+                                min_threshold=deployment.min_threshold)
+        cards.append(
+            {
+                "asset": asset,
+                "shapes": shapes,
+                "hidden_count": asset.shape_count - len(shapes),
+                "has_shadow": shadow is not None,
+                "shadow_count": len(shadow.shapes) if shadow else None,
+            }
+        )
+    return cards
+
+
 def latest_predictions(*, deployment: Deployment, limit: int = 24) -> list[dict]:
-    labels = {label.class_id: {"name": label.name, "color": label.color} for label in deployment.labels.all()}
     assets = (
         PredictedAsset.objects.filter(deployment=deployment)
         .select_related("data")
         .prefetch_related("predictions")
         .order_by("-timestamp", "-id")[:limit]
     )
-    rows = []
-    for asset in assets:
-        champion = next((p for p in asset.predictions.all() if not p.is_shadow), None)
-        shadow = next((p for p in asset.predictions.all() if p.is_shadow), None)
-        rows.append(
-            {
-                "asset": asset,
-                "shapes": display_shapes(champion.shapes if champion else [], labels=labels,
-                                         min_threshold=deployment.min_threshold),
-                "has_shadow": shadow is not None,
-                "shadow_count": len(shadow.shapes) if shadow else None,
-            }
-        )
-    return rows
+    return asset_cards(deployment=deployment, assets=assets)

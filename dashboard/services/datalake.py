@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from PIL import Image
 
-from dashboard.models import Data, Organization
+from dashboard.models import Data
 from dashboard.services.images import ImageFacts
 
 
@@ -30,7 +30,7 @@ def image_store(*, content: bytes, facts: ImageFacts) -> StoredImage:
 
 def data_get_or_create(
     *,
-    organization: Organization,
+    organization_id,
     stored: StoredImage,
     facts: ImageFacts,
     filename: str,
@@ -39,27 +39,25 @@ def data_get_or_create(
     metadata: dict,
 ) -> tuple[Data, bool]:
     """The organization's Data for these bytes; must run inside a transaction. New tags are added to known data."""
-    existing = Data.objects.filter(organization=organization, sha256=stored.sha256).first()
-    if existing is None:
-        try:
-            with transaction.atomic():
-                data = Data.objects.create(
-                    organization=organization,
-                    sha256=stored.sha256,
-                    image=stored.path,
-                    filename=filename,
-                    content_type=facts.content_type,
-                    size=stored.size,
-                    width=facts.width,
-                    height=facts.height,
-                    source=source,
-                    tags=tags,
-                    metadata=metadata,
-                )
-            return data, True
-        except IntegrityError:
-            # Another request stored the same bytes a moment ago.
-            existing = Data.objects.get(organization=organization, sha256=stored.sha256)
+    try:
+        # Most frames are new: insert first, and look the row up only when the bytes are already known.
+        with transaction.atomic():
+            data = Data.objects.create(
+                organization_id=organization_id,
+                sha256=stored.sha256,
+                image=stored.path,
+                filename=filename,
+                content_type=facts.content_type,
+                size=stored.size,
+                width=facts.width,
+                height=facts.height,
+                source=source,
+                tags=tags,
+                metadata=metadata,
+            )
+        return data, True
+    except IntegrityError:
+        existing = Data.objects.get(organization_id=organization_id, sha256=stored.sha256)
     new_tags = [tag for tag in tags if tag not in existing.tags]
     if new_tags:
         existing.tags = existing.tags + new_tags

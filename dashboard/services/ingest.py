@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, ValidationFailed
 from dashboard.formats import is_finite_number, parse_raw_predictions
-from dashboard.models import Deployment, PredictedAsset, Prediction
+from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, image_inspect
 
@@ -40,8 +40,6 @@ class IngestResult:
 
 
 def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str | None = None) -> IngestResult:
-    if idempotency_key:
-        _refuse_repeat(deployment.predicted_assets.filter(idempotency_key=idempotency_key), "Idempotency-Key")
     if not isinstance(payload, dict):
         raise ValidationFailed.from_errors([FieldError("body", "must be a JSON object")])
 
@@ -64,7 +62,7 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     if payload.get("shadow_latency") is not None and not has_shadow:
         errors.append(FieldError("shadow_raw_predictions", "is required when shadow_latency is given"))
 
-    class_ids = set(deployment.labels.values_list("class_id", flat=True))
+    class_ids = deployment.class_ids
     champion_shapes, shadow_shapes = [], None
     if width and height:
         parsed = parse_raw_predictions(
@@ -98,15 +96,15 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     try:
         with transaction.atomic():
             data, created = data_get_or_create(
-                organization=deployment.organization, stored=stored, facts=facts,
+                organization_id=deployment.organization_id, stored=stored, facts=facts,
                 filename=filename, source=source, tags=tags, metadata=metadata,
             )
-            if timestamp is not None:
-                _refuse_repeat(deployment.predicted_assets.filter(data=data, timestamp=timestamp), "timestamp")
             asset = PredictedAsset.objects.create(
                 deployment=deployment,
                 data=data,
                 timestamp=timestamp or timezone.now(),
+                filename=filename,
+                source=source,
                 latency=latency,
                 width=width,
                 height=height,
@@ -120,13 +118,26 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
                                shapes=shadow_shapes, latency=shadow_latency)
                 )
             Prediction.objects.bulk_create(predictions)
+            AssetTerm.objects.bulk_create(
+                AssetTerm(deployment_id=deployment.id, asset=asset, term=term)
+                for term in asset_terms(shapes=champion_shapes, tags=tags)
+            )
             if created:
                 from dashboard.tasks import data_make_thumbnail
 
                 data_make_thumbnail.delay_on_commit(str(data.id))
     except IntegrityError:
-        # Two copies of one request raced past the checks above; the database let only one through.
-        raise Conflict("this prediction was already processed; nothing was stored") from None
+        # The unique constraints on (deployment, Idempotency-Key) and (deployment, data, timestamp) catch
+        # repeats, racing copies included, without a look-up on the path of every new frame.
+        if idempotency_key:
+            _refuse_repeat(deployment.predicted_assets.filter(idempotency_key=idempotency_key), "Idempotency-Key")
+        if timestamp is not None:
+            _refuse_repeat(
+                deployment.predicted_assets.filter(data__organization_id=deployment.organization_id,
+                                                   data__sha256=stored.sha256, timestamp=timestamp),
+                "image and timestamp",
+            )
+        raise
     return IngestResult(asset=asset, warnings=warnings)
 
 
@@ -141,7 +152,7 @@ def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
         errors.append(FieldError("shadow_raw_predictions", "the deployment has no shadow model; set one first"))
     parsed = parse_raw_predictions(
         payload.get("shadow_raw_predictions"), inference_type=deployment.type,
-        class_ids=set(deployment.labels.values_list("class_id", flat=True)),
+        class_ids=deployment.class_ids,
         width=asset.width, height=asset.height, prefix="shadow_raw_predictions",
     )
     errors += parsed.errors
@@ -157,6 +168,12 @@ def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
             )
     except IntegrityError:
         raise Conflict("this prediction already has a shadow prediction; nothing was stored") from None
+
+
+def asset_terms(*, shapes: list[dict], tags: list[str]) -> list[str]:
+    """The facts the query language searches by: the champion's classes and the frame's tags."""
+    labels = sorted({shape["label_id"] for shape in shapes})
+    return [f"label:{label_id}" for label_id in labels] + [f"tag:{tag}" for tag in dict.fromkeys(tag.lower() for tag in tags)]
 
 
 def shape_summary(shapes: list[dict]) -> dict:
