@@ -35,7 +35,10 @@ def is_number(value) -> bool:
 
 
 def is_finite_number(value) -> bool:
-    return is_number(value) and math.isfinite(value)
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
 
 
 def parse_raw_predictions(

@@ -81,6 +81,8 @@ def json_body(request: HttpRequest):
         return json.loads(request.body or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValidationFailed.from_errors([FieldError("body", f"is not valid JSON ({error})")]) from None
+    except RecursionError:
+        raise ValidationFailed.from_errors([FieldError("body", "is nested too deeply")]) from None
 
 
 def require_fields(body, *names: str) -> dict:

@@ -130,7 +130,7 @@ def _cursor_decode(cursor: str, sort: Sort):
         elif value is not None and not isinstance(value, (int, float)):
             raise ValueError("not a number")
         return value, uuid.UUID(asset_id), value is None
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
         raise ValidationFailed.from_errors(
             [FieldError("cursor", "is not a cursor this API gave for this order")]
         ) from None

@@ -1,9 +1,8 @@
 """Writes to deployments: settings an admin changes, and which model versions serve as champion and shadow."""
-import math
-
 from django.db import IntegrityError, transaction
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
+from dashboard.formats import is_finite_number
 from dashboard.models import Deployment, Label, ModelVersion
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990"]
@@ -22,7 +21,7 @@ def deployment_update(*, deployment: Deployment, changes: dict) -> Deployment:
             deployment.name = name.strip()
     if "min_threshold" in changes:
         value = changes["min_threshold"]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1:
+        if not is_finite_number(value) or not 0 <= value <= 1:
             errors.append(FieldError("min_threshold", f"must be a number in [0, 1], not {value!r}"))
         else:
             deployment.min_threshold = float(value)

@@ -40,6 +40,9 @@ class IngestResult:
 
 
 def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str | None = None) -> IngestResult:
+    if idempotency_key:
+        # Checked before any work, so that a retried request writes no file either.
+        _refuse_repeat(deployment.predicted_assets.filter(idempotency_key=idempotency_key), "Idempotency-Key")
     if not isinstance(payload, dict):
         raise ValidationFailed.from_errors([FieldError("body", "must be a JSON object")])
 
@@ -200,11 +203,11 @@ def _text(payload: dict, name: str, errors: list[FieldError], *, required: bool)
         if required:
             errors.append(FieldError(name, "is required"))
         return ""
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(name, "must be a non-empty string"))
-        return ""
-    if name == "filename":
+    if isinstance(value, str) and name == "filename":
         value = os.path.basename(value.replace("\\", "/"))
+    if not isinstance(value, str) or not value.strip():
+        errors.append(FieldError(name, "must be a non-empty string" + (" naming a file" if name == "filename" else "")))
+        return ""
     if len(value) > MAX_TEXT:
         errors.append(FieldError(name, f"must be at most {MAX_TEXT} characters"))
         return ""
@@ -266,7 +269,12 @@ def _metadata(payload: dict, errors: list[FieldError]) -> dict:
     if not isinstance(value, dict):
         errors.append(FieldError("metadata", "must be an object"))
         return {}
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except ValueError:
+        errors.append(FieldError("metadata", "must not contain NaN or Infinity"))
+        return {}
+    if len(encoded) > MAX_METADATA_BYTES:
         errors.append(FieldError("metadata", f"must be at most {MAX_METADATA_BYTES:,} bytes of JSON"))
         return {}
     return value
