@@ -189,11 +189,12 @@ def shape_summary(shapes: list[dict]) -> dict:
 
 
 def _refuse_repeat(queryset, reason: str) -> None:
-    existing = queryset.values_list("oracle_prediction_id", flat=True).first()
+    """409, naming the stored prediction, so that a client whose first answer was lost can carry on with it."""
+    existing = queryset.first()
     if existing is not None:
         raise Conflict(
             f"this prediction was already processed (same {reason}); nothing was stored",
-            id=str(existing),
+            **IngestResult(asset=existing).as_dict(),
         )
 
 

@@ -126,6 +126,11 @@ class Transport:
             if response.status_code >= 500:
                 failure = _error_from(response)
                 continue
+            if response.status_code == 409 and attempt and "Idempotency-Key" in headers:
+                # An earlier attempt was stored but its answer was lost: the 409 names what was stored.
+                replay = _body_of(response)
+                if isinstance(replay, dict) and replay.get("id"):
+                    return replay
             if response.status_code >= 400:
                 raise _error_from(response)
             return _body_of(response)

@@ -755,6 +755,18 @@ def test_dropped_connections_are_retried(loupe, deployment, image):
     assert len(attempts) == 2 and attempts[0].headers["idempotency-key"] == attempts[1].headers["idempotency-key"]
 
 
+def test_a_retry_whose_first_attempt_was_stored_returns_what_was_stored(loupe, deployment, image):
+    stored = {"message": "already processed", "errors": [], **CREATED[1]}
+    loupe.script("POST", PREDICTIONS, DROP, (409, stored))
+    assert monitor(deployment, image)["id"] == CREATED[1]["id"]
+
+
+def test_a_first_attempt_answered_409_is_a_conflict(loupe, deployment, image):
+    loupe.script("POST", PREDICTIONS, (409, {"message": "already processed", "errors": [], **CREATED[1]}))
+    with pytest.raises(ConflictError):
+        monitor(deployment, image)
+
+
 def test_an_unreachable_server_raises_network_error_after_retries(loupe, image):
     deployment = make_client(loupe, max_retries=2).get_deployment("cars")
     loupe.script("POST", PREDICTIONS, DROP)
