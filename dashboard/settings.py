@@ -96,6 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests get a file, not shared memory: the live server's and the Celery worker's threads then have
+    # connections of their own, as web and worker processes do in production.
+    DATABASES["default"]["TEST"] = {"NAME": str(LOUPE_VAR / "test.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -135,6 +138,8 @@ LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", 20 * 1024 * 
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", 50_000_000))
 LOUPE_JWT_LIFETIME_SECONDS = int(os.environ.get("LOUPE_JWT_LIFETIME_SECONDS", 3600))
 LOUPE_THUMBNAIL_SIZE = 320
+# How many of a deployment's first predictions make its outlier reference until a training set is given.
+LOUPE_OUTLIER_REFERENCE_SIZE = int(os.environ.get("LOUPE_OUTLIER_REFERENCE_SIZE", 200))
 
 # Celery: Redis when REDIS_URL is given, else kombu's filesystem transport under LOUPE_VAR,
 # so the embedded default still runs a real worker without any server.

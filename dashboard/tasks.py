@@ -3,6 +3,7 @@ from celery import shared_task
 from django.conf import settings
 
 from dashboard.models import Data
+from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier  # noqa: F401  (registers them)
 from dashboard.services.datalake import data_thumbnail_make
 
 

@@ -92,31 +92,16 @@ def celery_worker_live(celery_app_live, transactional_db):
     """
     from django.db import connections
 
-    # SQLite's in-memory test DB: give the worker thread the test thread's connection, as Django's
-    # live server does, instead of a second shared-cache connection that fails with "table is locked".
-    shared = {c.alias: c for c in connections.all() if c.vendor == "sqlite" and c.is_in_memory_db()}
-
-    def use_shared_connections(**_):
-        for alias, conn in shared.items():
-            connections[alias] = conn
-
     def close_own_connections(**_):
-        # Other databases: the worker thread's own connections must not outlive the test, or
-        # dropping the PostgreSQL test database at session end fails ("being accessed by other users").
+        # The worker thread's connections must not outlive the test, or dropping the PostgreSQL test
+        # database at session end fails ("being accessed by other users").
         for conn in connections.all(initialized_only=True):
-            if conn not in shared.values():
-                conn.close()
+            conn.close()
 
-    for conn in shared.values():
-        conn.inc_thread_sharing()
-    signals.task_prerun.connect(use_shared_connections, weak=False)
     signals.task_postrun.connect(close_own_connections, weak=False)
     try:
         with start_worker(celery_app_live, pool="solo", perform_ping_check=False,
                           loglevel="WARNING", shutdown_timeout=30) as worker:
             yield worker
     finally:
-        signals.task_prerun.disconnect(use_shared_connections)
         signals.task_postrun.disconnect(close_own_connections)
-        for conn in shared.values():
-            conn.dec_thread_sharing()

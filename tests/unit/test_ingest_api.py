@@ -478,35 +478,47 @@ def test_the_same_image_in_two_deployments_shares_one_data_row(send, monitor_pay
     assert PredictedAsset.objects.count() == 2 and Data.objects.count() == 1
 
 
-# ---------------------------------------------------------------- the thumbnail task
+# ---------------------------------------------------------------- the tasks enqueued at ingest
 
 
 @pytest.fixture
 def sent_tasks(monkeypatch):
-    """The thumbnail task's sends, recorded instead of reaching a broker: a list of (args, kwargs)."""
-    from dashboard.tasks import data_make_thumbnail
+    """The ingest tasks' sends, recorded instead of reaching a broker: a list of (task name, args)."""
+    from dashboard.tasks import data_make_thumbnail, predicted_asset_score_outlier
 
     sent = []
-    monkeypatch.setattr(data_make_thumbnail, "apply_async", lambda args=None, kwargs=None, **options: sent.append((tuple(args or ()), kwargs or {})))
+    for task in (data_make_thumbnail, predicted_asset_score_outlier):
+        monkeypatch.setattr(
+            task, "apply_async",
+            lambda args=None, kwargs=None, _name=task.name, **options: sent.append((_name, tuple(args or ()))),
+        )
     return sent
 
 
-def test_a_new_image_enqueues_its_thumbnail_on_commit(send, monitor_payload, django_capture_on_commit_callbacks, sent_tasks):
+def test_a_new_image_enqueues_thumbnail_and_outlier_score_on_commit(
+    send, monitor_payload, django_capture_on_commit_callbacks, sent_tasks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = send(DET, monitor_payload(DET))
     assert response.status_code == 201
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2
     assert sent_tasks == []  # nothing is sent before the transaction commits
-    callbacks[0]()
-    assert sent_tasks == [((response.json()["data_id"],), {})]
+    for callback in callbacks:
+        callback()
+    assert sent_tasks == [
+        ("dashboard.tasks.data_make_thumbnail", (response.json()["data_id"],)),
+        ("dashboard.outliers.tasks.predicted_asset_score_outlier", (response.json()["predicted_asset_id"],)),
+    ]
 
 
-def test_a_known_image_enqueues_no_thumbnail(send, monitor_payload, jpeg_bytes, django_capture_on_commit_callbacks):
+def test_a_known_image_enqueues_no_thumbnail(send, monitor_payload, jpeg_bytes, django_capture_on_commit_callbacks, sent_tasks):
     image = jpeg_bytes(64, 48, seed=14)
     assert send(DET, monitor_payload(DET, image=image)).status_code == 201
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert send(DET, monitor_payload(DET, image=image)).status_code == 201
-    assert callbacks == []
+    with django_capture_on_commit_callbacks(execute=True):
+        response = send(DET, monitor_payload(DET, image=image))
+    assert response.status_code == 201
+    assert [name for name, _ in sent_tasks if name.endswith("data_make_thumbnail")] == []
+    assert ("dashboard.outliers.tasks.predicted_asset_score_outlier", (response.json()["predicted_asset_id"],)) in sent_tasks
 
 
 def test_a_refused_request_enqueues_nothing(send, monitor_payload, django_capture_on_commit_callbacks):
