@@ -2,6 +2,7 @@
 import datetime as dt
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -52,6 +53,8 @@ def queue(request, deployment_id):
         "sorts": {key: sort.label for key, sort in SORTS.items()},
         "query_help": QUERY_HELP,
         "opened_at": timezone.now().isoformat(),
+        "reference_size": settings.LOUPE_OUTLIER_REFERENCE_SIZE,
+        "reference": deployment.outlier_references.filter(is_active=True).defer("model").first(),
         "cards": [],
         "count": None,
         "next_cursor": None,
