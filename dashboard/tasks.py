@@ -2,9 +2,11 @@
 from celery import shared_task
 from django.conf import settings
 
-from dashboard.models import Data
+from dashboard.models import Data, Deployment, ExportJob
 from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier  # noqa: F401  (registers them)
 from dashboard.services.datalake import data_thumbnail_make
+from dashboard.services.datasets import export_job_run
+from dashboard.services.feedback_loop import training_data_compute
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -21,3 +23,18 @@ def data_thumbnails_backfill(limit: int = 500) -> int:
     for data_id in missing:
         data_make_thumbnail.delay(str(data_id))
     return len(missing)
+
+
+@shared_task(acks_late=True)
+def deployment_compute_training_reference(deployment_id: str) -> str | None:
+    """Build the deployment's outlier reference from its training data; the row tells the status (READY, FAILED)."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    reference = training_data_compute(deployment=deployment) if deployment is not None else None
+    return reference.status if reference is not None else None
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def dataset_version_export_task(job_id: str) -> str | None:
+    """Zip a dataset version for an ExportJob and store the file; the job row tells the progress."""
+    job = ExportJob.objects.select_related("version__dataset").filter(pk=job_id).first()
+    return export_job_run(job=job).status if job is not None else None

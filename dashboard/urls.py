@@ -5,8 +5,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
-from dashboard.api import monitoring, platform
-from dashboard.views import pages, tokens
+from dashboard.api import monitoring, pipeline, platform
+from dashboard.views import datasets, pages, tokens
 
 api = [
     path("auth/login", monitoring.auth_login, name="api-auth-login"),
@@ -25,6 +25,16 @@ api = [
     ),
     path("prediction/<uuid:oracle_prediction_id>/shadow", monitoring.shadow_create, name="api-shadow"),
     path("models", platform.models, name="api-models"),
+    path("datasets", pipeline.datasets, name="api-datasets"),
+    path("dataset/<uuid:dataset_id>/versions", pipeline.dataset_versions, name="api-dataset-versions"),
+    path("dataset/version/<uuid:version_id>/export", pipeline.dataset_version_export, name="api-dataset-version-export"),
+    path("deployment/<uuid:deployment_id>/pipeline/fl", pipeline.feedback_loop_view, name="api-fl"),
+    path("deployment/<uuid:deployment_id>/pipeline/fl/setup", pipeline.feedback_loop_setup_view, name="api-fl-setup"),
+    path("deployment/<uuid:deployment_id>/pipeline/fl/submit", pipeline.feedback_loop_submit_view, name="api-fl-submit"),
+    path("deployment/<uuid:deployment_id>/fl/datasets", pipeline.feedback_loop_datasets, name="api-fl-datasets"),
+    path("deployment/<uuid:deployment_id>/pipeline/td/setup", pipeline.training_data_setup, name="api-td-setup"),
+    path("deployment/<uuid:deployment_id>/pipeline/td/check", pipeline.training_data_check, name="api-td-check"),
+    path("deployment/<uuid:deployment_id>/pipeline/td/disable", pipeline.training_data_disable_view, name="api-td-disable"),
 ]
 
 urlpatterns = [
@@ -35,6 +45,15 @@ urlpatterns = [
     path("deployments/<uuid:deployment_id>/", pages.deployment_detail, name="deployment-detail"),
     path("data/<uuid:data_id>/image", pages.data_image, name="data-image"),
     path("data/<uuid:data_id>/thumbnail", pages.data_thumbnail, name="data-thumbnail"),
+    path("datasets/", datasets.dataset_list, name="dataset-list"),
+    path("datasets/versions/<uuid:version_id>/", datasets.dataset_version_detail, name="dataset-version"),
+    path("datasets/versions/<uuid:version_id>/import", datasets.dataset_version_import, name="dataset-version-import"),
+    path("datasets/versions/<uuid:version_id>/export", datasets.dataset_version_export, name="dataset-version-export"),
+    path("datasets/exports/<uuid:job_id>/", datasets.export_job_detail, name="export-job"),
+    path("datasets/exports/<uuid:job_id>/download", datasets.export_job_download, name="export-job-download"),
+    path("deployments/<uuid:deployment_id>/feedback-loop/", datasets.feedback_loop_settings, name="feedback-loop"),
+    path("deployments/<uuid:deployment_id>/feedback-loop/training", datasets.training_data_status,
+         name="feedback-loop-training"),
     path("settings/tokens/", tokens.token_list, name="token-list"),
     path("settings/tokens/<int:token_id>/revoke", tokens.token_revoke, name="token-revoke"),
     path("admin/", admin.site.urls),

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from dashboard.models import AssetFeatures, Deployment, OutlierReference, PredictedAsset, Prediction, ReferenceSource
 from dashboard.outliers.features import FEATURE_VERSION, asset_features, feature_length, image_open
-from dashboard.outliers.scoring import OutlierModel
+from dashboard.outliers.scoring import OutlierModel, TooSmallReference
 
 REFERENCE_SIZE = 200  # the default of settings.LOUPE_OUTLIER_REFERENCE_SIZE
 BATCH_SIZE = 1000
@@ -70,6 +70,45 @@ def outlier_reference_from_history(
     return reference
 
 
+def outlier_reference_from_training(
+    *, deployment: Deployment, version, progress: Callable[[float], None] | None = None
+) -> OutlierReference:
+    """Fit and store the deployment's active reference from a dataset version's images and annotations.
+
+    The annotations stand in for the champion's prediction, so a frame is unusual when it looks unlike the
+    training data. Raises TooSmallReference (a ValueError) when the version has too few readable images.
+    """
+    class_ids = sorted(deployment.class_ids)
+    assets = version.assets.select_related("data", "annotation").order_by("id")
+    total = assets.count()
+    vectors = []
+    for index, asset in enumerate(assets.iterator(chunk_size=200), start=1):
+        shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
+        # Annotations carry no confidence: a human's shape counts as certain.
+        shapes = [{**shape, "score": shape.get("score", 1.0)} for shape in shapes]
+        try:
+            with default_storage.open(asset.data.image.name, "rb") as file:
+                vectors.append(asset_features(
+                    image=image_open(file), shapes=shapes, width=asset.width, height=asset.height,
+                    class_ids=class_ids, image_size=(asset.data.width, asset.data.height),
+                ))
+        except OSError as error:
+            logger.warning("training features of dataset asset %s skipped: %s", asset.pk, error)
+        if progress is not None and (index % 50 == 0 or index == total):
+            progress(index / total)
+    if not vectors:
+        raise TooSmallReference("no readable image in the dataset version")
+    model = OutlierModel().fit(np.stack(vectors))
+    reference = OutlierReference(
+        deployment=deployment, source=ReferenceSource.TRAINING, description=f"training data {version} ({len(vectors)} images)",
+        size=len(vectors), model=model.to_bytes(), method=model.method, feature_version=FEATURE_VERSION,
+    )
+    with transaction.atomic():
+        OutlierReference.objects.filter(deployment=deployment, is_active=True).update(is_active=False)
+        reference.save(force_insert=True)
+    return reference
+
+
 def outlier_reference_for(*, deployment: Deployment) -> OutlierReference | None:
     """The deployment's active reference, built from history when there is none yet and enough assets exist.
 
@@ -110,7 +149,8 @@ def asset_outlier_score(*, asset: PredictedAsset) -> float | None:
 def deployment_rescore(
     *, deployment: Deployment, progress: Callable[[int], None] | None = None, size: int | None = None
 ) -> int:
-    """Rebuild the reference from history, then score every asset; returns how many were scored.
+    """Rebuild the reference from history (unless training data is the active one), then score every asset;
+    returns how many were scored.
 
     Works in batches of BATCH_SIZE: missing features are computed, then the whole batch is scored in one call.
     `progress` is called with the number of assets each batch handled. An unreadable image is logged and
@@ -120,9 +160,12 @@ def deployment_rescore(
     assets = deployment.predicted_assets.select_related("data").only(
         "id", "deployment_id", "width", "height", "data__image", "data__width", "data__height"
     )
-    # The reference is the first `size` assets by time: they need their features before it can be fitted.
-    _features_for(deployment, assets.order_by("timestamp", "id")[:size])
-    reference = outlier_reference_from_history(deployment=deployment, size=size)
+    reference = _active_reference(deployment)
+    # Training data is what the deployment chose to be measured against: it is kept while usable.
+    if reference is None or reference.source != ReferenceSource.TRAINING or not _usable(reference, deployment):
+        # The reference is the first `size` assets by time: they need their features before it can be fitted.
+        _features_for(deployment, assets.order_by("timestamp", "id")[:size])
+        reference = outlier_reference_from_history(deployment=deployment, size=size)
     if reference is None:  # too few assets, or a concurrent build won: the active reference, if usable, will do
         reference = _active_reference(deployment)
         reference = reference if reference is not None and _usable(reference, deployment) else None

@@ -1,0 +1,327 @@
+"""Writes to datasets: creating datasets and versions, importing COCO files, and exporting versions as COCO or YOLO zips."""
+import io
+import json
+import math
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from dashboard.errors import ApiError, Conflict, FieldError, ValidationFailed
+from dashboard.models import (
+    Annotation, Dataset, DatasetAsset, DatasetVersion, ExportFormat, ExportJob, InferenceType, JobStatus, Organization,
+)
+from dashboard.services.datalake import data_get_or_create, image_store
+from dashboard.services.images import image_inspect
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
+PROGRESS_EVERY = 50  # assets between two progress writes of an export job
+
+
+def dataset_create(*, organization: Organization, name: str) -> Dataset:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or len(name) > 100:
+        raise ValidationFailed.from_errors([FieldError("name", "must be a non-empty string of at most 100 characters")])
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(organization=organization, name=name)
+    except IntegrityError:
+        raise Conflict(f"a dataset named {name!r} already exists", [FieldError("name", "is taken")]) from None
+
+
+def dataset_version_create(
+    *, dataset: Dataset, version: str, type: str, labels: dict | None = None
+) -> DatasetVersion:
+    errors = []
+    version = version.strip() if isinstance(version, str) else ""
+    if not version or len(version) > 50:
+        errors.append(FieldError("version", "must be a non-empty string of at most 50 characters"))
+    if type not in InferenceType.values:
+        errors.append(FieldError("type", f"must be one of {', '.join(InferenceType.values)}"))
+    try:
+        labels = _labels(labels or {})
+    except ValueError as error:
+        errors.append(FieldError("labels", str(error)))
+    if errors:
+        raise ValidationFailed.from_errors(errors)
+    try:
+        with transaction.atomic():
+            return DatasetVersion.objects.create(dataset=dataset, version=version, type=type, labels=labels)
+    except IntegrityError:
+        raise Conflict(
+            f"dataset {dataset.name!r} already has a version {version!r}", [FieldError("version", "is taken")]
+        ) from None
+
+
+def _labels(labels: dict) -> dict[str, str]:
+    if not isinstance(labels, dict):
+        raise ValueError("must map class ids to names")
+    clean = {}
+    for key, name in labels.items():
+        try:
+            class_id = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key!r} is not an integer class id") from None
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"class {class_id} needs a non-empty name")
+        clean[str(class_id)] = name.strip()
+    return clean
+
+
+# COCO import
+
+
+def dataset_import_coco(*, version: DatasetVersion, coco: dict, images: dict[str, bytes], user=None) -> int:
+    """Add a COCO file's images and annotations to the version; returns how many images were added.
+
+    `images` maps file names (as in the zip, folders allowed) to bytes; a COCO `file_name` is matched by its
+    full path, then by its base name. Every problem is reported at once, and nothing is stored unless all is well.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(coco, dict):
+        raise ValidationFailed.from_errors([FieldError("coco", "must be a JSON object with images, annotations, categories")])
+    categories = _coco_categories(coco.get("categories"), errors)
+    coco_images = coco.get("images")
+    if not isinstance(coco_images, list) or not coco_images:
+        errors.append(FieldError("coco.images", "must be a non-empty list"))
+        coco_images = []
+    by_base = {posixpath.basename(name): content for name, content in images.items()}
+    entries: dict = {}
+    refused = set()  # ids of images already reported: their annotations are not reported again
+    for index, image in enumerate(coco_images):
+        field = f"coco.images[{index}]"
+        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str) or not isinstance(image.get("id"), (int, str)):
+            errors.append(FieldError(field, "needs an id and a file_name"))
+            continue
+        refused.add(image["id"])
+        if image["id"] in entries:
+            errors.append(FieldError(f"{field}.id", f"{image['id']!r} is used twice"))
+            continue
+        content = images.get(image["file_name"], by_base.get(posixpath.basename(image["file_name"])))
+        if content is None:
+            errors.append(FieldError(f"{field}.file_name", f"{image['file_name']!r} is not in the images zip"))
+            continue
+        try:
+            facts = image_inspect(content=content, field=f"{field}.file_name")
+        except ApiError as error:
+            errors.extend(error.errors)
+            continue
+        width, height = image.get("width", facts.width), image.get("height", facts.height)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+            errors.append(FieldError(field, "width and height must be positive integers"))
+            continue
+        refused.discard(image["id"])
+        entries[image["id"]] = {"name": image["file_name"], "content": content, "facts": facts,
+                                "width": width, "height": height, "shapes": []}
+    annotations = coco.get("annotations", [])
+    if not isinstance(annotations, list):
+        errors.append(FieldError("coco.annotations", "must be a list"))
+        annotations = []
+    for index, annotation in enumerate(annotations):
+        field = f"coco.annotations[{index}]"
+        if not isinstance(annotation, dict):
+            errors.append(FieldError(field, "must be an object"))
+            continue
+        image_id = annotation.get("image_id")
+        entry = entries.get(image_id) if isinstance(image_id, (int, str)) else None
+        if entry is None:
+            if not isinstance(image_id, (int, str)) or image_id not in refused:
+                errors.append(FieldError(f"{field}.image_id", f"{image_id!r} is no image of the file"))
+            continue
+        category_id = annotation.get("category_id")
+        if not isinstance(category_id, int) or category_id not in categories:
+            errors.append(FieldError(f"{field}.category_id", f"{category_id!r} is not in categories"))
+            continue
+        try:
+            entry["shapes"].extend(_coco_shapes(annotation, version.type))
+        except ValueError as error:
+            errors.append(FieldError(field, str(error)))
+    if errors:
+        raise ValidationFailed.from_errors(errors)
+    with transaction.atomic():
+        locked = DatasetVersion.objects.select_for_update().get(pk=version.pk)
+        # Names the version already has win: the file adds classes, it does not rename them.
+        version.labels = {**{str(k): v for k, v in categories.items()}, **locked.labels}
+        version.save(update_fields=["labels"])
+        for entry in entries.values():
+            stored = image_store(content=entry["content"], facts=entry["facts"])
+            data, _ = data_get_or_create(
+                organization_id=version.dataset.organization_id, stored=stored, facts=entry["facts"],
+                filename=posixpath.basename(entry["name"]), source="dataset", tags=[], metadata={},
+            )
+            asset = DatasetAsset.objects.create(
+                version=version, data=data, filename=posixpath.basename(entry["name"]),
+                width=entry["width"], height=entry["height"],
+            )
+            Annotation.objects.create(asset=asset, shapes=entry["shapes"], created_by=user)
+    return len(entries)
+
+
+def _coco_categories(categories, errors: list[FieldError]) -> dict[int, str]:
+    if not isinstance(categories, list) or not categories:
+        errors.append(FieldError("coco.categories", "must be a non-empty list"))
+        return {}
+    found = {}
+    for index, category in enumerate(categories):
+        if (not isinstance(category, dict) or not isinstance(category.get("id"), int)
+                or not isinstance(category.get("name"), str) or not category["name"].strip()):
+            errors.append(FieldError(f"coco.categories[{index}]", "needs an integer id and a name"))
+            continue
+        found[category["id"]] = category["name"].strip()
+    return found
+
+
+def _coco_shapes(annotation: dict, inference_type: str) -> list[dict]:
+    label_id = annotation["category_id"]
+    if inference_type == InferenceType.CLASSIFICATION:
+        return [{"type": "classification", "label_id": label_id, "score": 1.0}]
+    segmentation = annotation.get("segmentation")
+    if inference_type == InferenceType.SEGMENTATION and segmentation:
+        if not isinstance(segmentation, list):
+            raise ValueError("RLE segmentation masks are not supported; give polygons")
+        shapes = []
+        for polygon in segmentation:
+            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                    or not all(_finite(v) for v in polygon)):
+                raise ValueError("a segmentation polygon is a flat list of at least 3 x, y pairs")
+            points = [[polygon[i], polygon[i + 1]] for i in range(0, len(polygon), 2)]
+            shapes.append({"type": "polygon", "label_id": label_id, "score": 1.0, "points": points})
+        return shapes
+    bbox = annotation.get("bbox")
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
+        raise ValueError("bbox must be [x, y, width, height] with a width and height >= 0")
+    x, y, w, h = bbox
+    return [{"type": "rectangle", "label_id": label_id, "score": 1.0, "x": x, "y": y, "w": w, "h": h}]
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Export
+
+
+def dataset_version_export(
+    *, version: DatasetVersion, format: str, progress: Callable[[float], None] | None = None
+) -> bytes:
+    """The version as a zip: COCO (annotations.json, images/) or YOLO (labels/<stem>.txt, images/, data.yaml)."""
+    if format not in ExportFormat.values:
+        raise ValidationFailed.from_errors([FieldError("format", f"must be one of {', '.join(ExportFormat.values)}")])
+    if format == ExportFormat.YOLO and version.type == InferenceType.CLASSIFICATION:
+        raise ValidationFailed.from_errors(
+            [FieldError("format", "YOLO labels hold boxes: export a classification version as coco")]
+        )
+    class_ids = sorted({int(key) for key in version.labels})
+    assets = version.assets.select_related("data", "annotation").order_by("created_at", "filename", "id")
+    total = assets.count()
+    buffer = io.BytesIO()
+    coco = {"images": [], "annotations": [], "categories": [
+        {"id": class_id, "name": version.labels[str(class_id)], "supercategory": ""} for class_id in class_ids
+    ]}
+    taken: set[str] = set()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+        for index, asset in enumerate(assets.iterator(chunk_size=200), start=1):
+            stem = _unique_stem(asset.filename, taken)
+            name = f"{stem}.{EXTENSIONS.get(asset.data.content_type, 'jpg')}"
+            with default_storage.open(asset.data.image.name, "rb") as file:
+                archive.writestr(f"images/{name}", file.read())
+            shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
+            if format == ExportFormat.COCO:
+                coco["images"].append({"id": index, "file_name": name, "width": asset.width, "height": asset.height})
+                for shape in shapes:
+                    coco["annotations"].append(
+                        {"id": len(coco["annotations"]) + 1, "image_id": index, **_coco_annotation(shape)}
+                    )
+            else:
+                lines = [_yolo_line(shape, asset, class_ids) for shape in shapes]
+                archive.writestr(f"labels/{stem}.txt", "".join(line + "\n" for line in lines if line))
+            if progress is not None and (index % PROGRESS_EVERY == 0 or index == total):
+                progress(index / total)
+        if format == ExportFormat.COCO:
+            archive.writestr("annotations.json", json.dumps(coco), compress_type=zipfile.ZIP_DEFLATED)
+        else:
+            # JSON strings are valid YAML scalars, so any class name is quoted safely.
+            names = "".join(f"  {i}: {json.dumps(version.labels[str(c)])}\n" for i, c in enumerate(class_ids))
+            ids = "".join(f"#   {i}: class id {c}\n" for i, c in enumerate(class_ids))
+            archive.writestr("data.yaml", f"# YOLO class index -> Loupe class id:\n{ids}path: .\ntrain: images\n"
+                                          f"val: images\nnc: {len(class_ids)}\nnames:\n{names}")
+    return buffer.getvalue()
+
+
+def _unique_stem(filename: str, taken: set[str]) -> str:
+    stem = posixpath.splitext(posixpath.basename(filename.replace("\\", "/")))[0]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _box(shape: dict) -> tuple[float, float, float, float] | None:
+    if shape["type"] == "rectangle":
+        return shape["x"], shape["y"], shape["w"], shape["h"]
+    if shape["type"] == "polygon":
+        xs, ys = [p[0] for p in shape["points"]], [p[1] for p in shape["points"]]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    return None
+
+
+def _coco_annotation(shape: dict) -> dict:
+    annotation = {"category_id": shape["label_id"], "iscrowd": 0}
+    box = _box(shape)
+    if box is not None:
+        annotation["bbox"] = list(box)
+        annotation["area"] = box[2] * box[3]
+    if shape["type"] == "polygon":
+        annotation["segmentation"] = [[v for point in shape["points"] for v in point]]
+        xs, ys = zip(*shape["points"])
+        annotation["area"] = 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))))
+    return annotation
+
+
+def _yolo_line(shape: dict, asset: DatasetAsset, class_ids: list[int]) -> str | None:
+    box = _box(shape)
+    if box is None or shape["label_id"] not in class_ids:
+        return None
+    x, y, w, h = box
+    cx, cy = (x + w / 2) / asset.width, (y + h / 2) / asset.height
+    return f"{class_ids.index(shape['label_id'])} {cx:.6f} {cy:.6f} {w / asset.width:.6f} {h / asset.height:.6f}"
+
+
+def export_job_create(*, version: DatasetVersion, format: str) -> ExportJob:
+    """An export made by a worker (enqueued after commit); the job row tells its progress."""
+    from dashboard.tasks import dataset_version_export_task
+
+    if format not in ExportFormat.values:
+        raise ValidationFailed.from_errors([FieldError("format", f"must be one of {', '.join(ExportFormat.values)}")])
+    job = ExportJob.objects.create(version=version, format=format)
+    dataset_version_export_task.delay_on_commit(str(job.pk))
+    return job
+
+
+def export_job_run(*, job: ExportJob) -> ExportJob:
+    """Make the job's zip and store it; a retry after a crash starts over, and a finished job is left as it is."""
+    if job.status == JobStatus.READY:
+        return job
+    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.COMPUTING, progress=0.0)
+
+    def progress(share: float) -> None:
+        ExportJob.objects.filter(pk=job.pk).update(progress=round(min(share, 1.0) * 0.99, 3))
+
+    try:
+        content = dataset_version_export(version=job.version, format=job.format, progress=progress)
+    except ApiError as error:
+        ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, message=error.message[:500])
+        job.refresh_from_db()
+        return job
+    name = f"{job.version.dataset.name}-{job.version.version}-{job.format}"
+    path = default_storage.save(f"exports/{job.pk}/{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.zip", ContentFile(content))
+    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.READY, progress=1.0, file=path)
+    job.refresh_from_db()
+    return job

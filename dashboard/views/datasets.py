@@ -1,0 +1,212 @@
+"""Pages of training data: datasets and their versions, COCO import, exports, and a deployment's feedback-loop settings."""
+import json
+import zipfile
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from dashboard.errors import ApiError, Forbidden, NotFound
+from dashboard.models import DatasetVersion, ExportJob, InferenceType, JobStatus, Role
+from dashboard.selectors.access import memberships_of
+from dashboard.selectors.datasets import (
+    dataset_asset_cards, dataset_version_for_member, dataset_version_in, datasets_visible_to, export_jobs_of,
+    feedback_loop_of, feedback_loop_versions, training_data_of, versions_with_counts,
+)
+from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create, export_job_create
+from dashboard.services.feedback_loop import (
+    feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_toggle, training_data_disable,
+    training_data_set,
+)
+from dashboard.views.access import deployment_for_page
+
+MAX_ZIP_MEMBERS = 20_000
+
+
+def _version_for_page(request, version_id, role: str = Role.LABELER) -> DatasetVersion:
+    try:
+        return dataset_version_for_member(user=request.user, version_id=version_id, role=role)
+    except NotFound as error:
+        raise Http404(error.message) from None
+    except Forbidden as error:
+        raise PermissionDenied(error.message) from None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_list(request):
+    memberships = list(memberships_of(user=request.user))
+    admin_of = [m.organization for m in memberships if m.allows(Role.ADMIN)]
+    if request.method == "POST":
+        organization = next((o for o in admin_of if str(o.id) == request.POST.get("organization_id")), None)
+        if organization is None:
+            raise PermissionDenied("only an admin of the organization creates datasets")
+        try:
+            dataset = dataset_create(organization=organization, name=request.POST.get("name", ""))
+            version = dataset_version_create(dataset=dataset, version=request.POST.get("version") or "v1",
+                                             type=request.POST.get("type", ""))
+        except ApiError as error:
+            messages.error(request, error.message)
+            return redirect("dataset-list")
+        return redirect("dataset-version", version.id)
+    datasets = list(datasets_visible_to(user=request.user))
+    versions = versions_with_counts(DatasetVersion.objects.filter(dataset__in=datasets)).order_by("created_at")
+    by_dataset: dict = {}
+    for version in versions:
+        by_dataset.setdefault(version.dataset_id, []).append(version)
+    for dataset in datasets:
+        dataset.version_list = by_dataset.get(dataset.id, [])
+    context = {"datasets": datasets, "admin_of": admin_of, "types": InferenceType.choices}
+    return render(request, "dashboard/dataset_list.html", context)
+
+
+@login_required
+@require_GET
+def dataset_version_detail(request, version_id):
+    version = _version_for_page(request, version_id)
+    membership = next(m for m in memberships_of(user=request.user) if m.organization_id == version.dataset.organization_id)
+    context = {
+        "version": version,
+        "is_admin": membership.allows(Role.ADMIN),
+        "asset_count": version.assets.count(),
+        "cards": dataset_asset_cards(version=version),
+        "jobs": export_jobs_of(version=version),
+    }
+    return render(request, "dashboard/dataset_version.html", context)
+
+
+@login_required
+@require_POST
+def dataset_version_import(request, version_id):
+    version = _version_for_page(request, version_id, role=Role.ADMIN)
+    try:
+        coco = json.loads(request.FILES["coco"].read()) if "coco" in request.FILES else None
+        images = _zip_images(request.FILES["images"]) if "images" in request.FILES else {}
+        added = dataset_import_coco(version=version, coco=coco, images=images, user=request.user)
+    except (ValueError, zipfile.BadZipFile) as error:
+        messages.error(request, f"The files could not be read: {error}")
+    except ApiError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Imported {added} image{'s' if added != 1 else ''}.")
+    return redirect("dataset-version", version.id)
+
+
+def _zip_images(upload) -> dict[str, bytes]:
+    with zipfile.ZipFile(upload) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise ValueError(f"the zip holds {len(members)} files; at most {MAX_ZIP_MEMBERS} are read")
+        return {info.filename: archive.read(info) for info in members}
+
+
+@login_required
+@require_POST
+def dataset_version_export(request, version_id):
+    version = _version_for_page(request, version_id)
+    try:
+        job = export_job_create(version=version, format=request.POST.get("format", ""))
+    except ApiError as error:
+        messages.error(request, error.message)
+        return redirect("dataset-version", version.id)
+    if request.htmx:
+        return render(request, "dashboard/dataset_version.html#job", {"job": job})
+    return redirect("dataset-version", version.id)
+
+
+def _job_for_page(request, job_id) -> ExportJob:
+    job = ExportJob.objects.filter(pk=job_id).select_related("version__dataset").first()
+    if job is None:
+        raise Http404("no such export")
+    _version_for_page(request, job.version_id)
+    return job
+
+
+@login_required
+@require_GET
+def export_job_detail(request, job_id):
+    job = _job_for_page(request, job_id)
+    if not request.htmx:
+        return redirect("dataset-version", job.version_id)
+    return render(request, "dashboard/dataset_version.html#job", {"job": job})
+
+
+@login_required
+@require_GET
+def export_job_download(request, job_id):
+    job = _job_for_page(request, job_id)
+    if job.status != JobStatus.READY or not job.file:
+        raise Http404("this export is not ready")
+    filename = job.file.name.rsplit("/", 1)[-1]
+    return FileResponse(default_storage.open(job.file.name, "rb"), as_attachment=True, filename=filename,
+                        content_type="application/zip")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def feedback_loop_settings(request, deployment_id):
+    deployment, membership = deployment_for_page(request, deployment_id)
+    if request.method == "POST":
+        if not membership.allows(Role.ADMIN):
+            raise PermissionDenied("only an admin changes the feedback loop")
+        try:
+            _feedback_loop_action(deployment, request.POST)
+        except ApiError as error:
+            messages.error(request, error.message)
+        return redirect("feedback-loop", deployment.id)
+    attached = feedback_loop_versions(deployment=deployment)
+    candidates = versions_with_counts(
+        DatasetVersion.objects.filter(dataset__organization_id=deployment.organization_id, type=deployment.type)
+    ).order_by("dataset__name", "created_at")
+    context = {
+        "deployment": deployment,
+        "is_admin": membership.allows(Role.ADMIN),
+        "loop": feedback_loop_of(deployment=deployment),
+        "attached": attached,
+        "candidates": [v for v in candidates if v.id not in {a.id for a in attached}],
+        "all_versions": list(candidates),
+        "training": training_data_of(deployment=deployment),
+    }
+    return render(request, "dashboard/feedback_loop.html", context)
+
+
+def _feedback_loop_action(deployment, form) -> None:
+    action = form.get("action")
+    version = None
+    if form.get("dataset_version_id"):
+        try:
+            version = dataset_version_in(organization_id=deployment.organization_id,
+                                         version_id=form["dataset_version_id"])
+        except (NotFound, ValueError, ValidationError):  # a malformed id is as unknown as a missing one
+            raise NotFound("that dataset version was not found") from None
+    if action == "setup":
+        feedback_loop_setup(deployment=deployment, dataset_version=version)
+    elif action in ("activate", "deactivate"):
+        feedback_loop_toggle(deployment=deployment, active=action == "activate")
+    elif action == "attach" and version is not None:
+        feedback_loop_attach(deployment=deployment, dataset_version=version)
+    elif action == "detach" and version is not None:
+        feedback_loop_detach(deployment=deployment, dataset_version=version)
+    elif action == "training" and version is not None:
+        training_data_set(deployment=deployment, dataset_version=version)
+    elif action == "training-disable":
+        training_data_disable(deployment=deployment)
+    else:
+        raise NotFound("choose an action and a dataset version")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def training_data_status(request, deployment_id):
+    deployment, _ = deployment_for_page(request, deployment_id)
+    if not request.htmx:
+        return redirect(reverse("feedback-loop", args=[deployment.id]))
+    context = {"deployment": deployment, "training": training_data_of(deployment=deployment)}
+    return render(request, "dashboard/feedback_loop.html#training", context)
