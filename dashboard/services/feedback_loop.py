@@ -173,7 +173,7 @@ def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | 
         row.update(status=JobStatus.FAILED, message=str(error)[:500])
     else:
         row.update(status=JobStatus.READY, progress=1.0)
-        deployment_rescore_outliers.delay(str(deployment.pk))
+        deployment_rescore_outliers.delay_on_commit(str(deployment.pk))
     reference.refresh_from_db()
     return reference
 
