@@ -1,19 +1,27 @@
-"""The labeling team's pages: the review queue (grid, table, details) and one predicted asset."""
+"""The labeling team's pages: the review queue (grid, table, details), one predicted asset and its review tool."""
 import datetime as dt
+import json
+import uuid
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.errors import ValidationFailed
+from dashboard.errors import ApiError, ValidationFailed
 from dashboard.query import QUERY_HELP
+from dashboard.models import AssetStatus, PredictedAsset
 from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.views.access import deployment_for_page
+from reviews.models import ReviewKind
+from reviews.selectors import next_asset, review_tool_data
+from reviews.services import bulk_accept, review_submit
 
 VIEWS = {"grid": "Grid", "table": "Table", "details": "Details"}
 PAGE_SIZE = 48
@@ -132,3 +140,86 @@ def asset_detail(request, deployment_id, asset_id):
         "state_query": urlencode(_queue_state(request)),
     }
     return render(request, "reviews/asset_detail.html", context)
+
+
+@login_required
+@require_GET
+def review_tool(request, deployment_id, asset_id):
+    deployment, _ = deployment_for_page(request, deployment_id)
+    asset = get_object_or_404(
+        predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
+        pk=asset_id,
+    )
+    state = _queue_state(request)
+    following = next_asset(deployment=deployment, asset=asset, query=state["q"], order=state["sort"])
+    state_query = urlencode(state)
+    data = review_tool_data(deployment=deployment, asset=asset)
+    data["next_url"] = (reverse("review-tool", args=[deployment.id, following.id]) + "?" + state_query
+                        if following else reverse("queue", args=[deployment.id]) + "?" + state_query)
+    context = {
+        "deployment": deployment,
+        "asset": asset,
+        "data": data,
+        "next": following,
+        "state_query": state_query,
+        "history": asset.reviews.select_related("reviewer")[:10],
+    }
+    return render(request, "reviews/review_tool.html", context)
+
+
+@login_required
+@require_POST
+def review_save(request, deployment_id, asset_id):
+    """The tool's save: JSON in ({shapes, expected_version, kind}), the new version or the API's error JSON out."""
+    deployment, _ = deployment_for_page(request, deployment_id)
+    get_object_or_404(PredictedAsset.objects.filter(deployment=deployment).only("id"), pk=asset_id)
+    try:
+        body = json.loads(request.body or b"{}")
+        kind = body.get("kind") if body.get("kind") in (ReviewKind.ACCEPT, ReviewKind.REVIEW) else ReviewKind.REVIEW
+        asset = review_submit(asset_id=asset_id, reviewer=request.user, shapes=body.get("shapes"),
+                              expected_version=body.get("expected_version"), kind=kind)
+    except (ValueError, AttributeError):
+        return JsonResponse({"message": "the body must be a JSON object", "errors": []}, status=400)
+    except ApiError as error:
+        return JsonResponse(error.as_dict(), status=error.status)
+    return JsonResponse({"version": asset.version, "status": asset.status})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def queue_bulk_accept(request, deployment_id):
+    """Accept as predicted: GET confirms how many assets the selection holds, POST accepts them."""
+    deployment, _ = deployment_for_page(request, deployment_id)
+    params = request.POST if request.method == "POST" else request.GET
+    state = {"q": params.get("q", "").strip(), "sort": params.get("sort") or DEFAULT_SORT, "view": params.get("view") or "grid"}
+    everything = params.get("scope") == "all"
+    try:
+        min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
+        assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
+    except (ValueError, ValidationFailed):
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(state))
+    if not everything:
+        assets = assets.filter(pk__in=[value for value in params.getlist("asset") if _is_uuid(value)])
+    if request.method == "POST":
+        accepted = bulk_accept(deployment=deployment, assets=assets, reviewer=request.user, min_score=min_score)
+        return render(request, "reviews/bulk_accept.html", {
+            "deployment": deployment, "done": True, "accepted": accepted, "state_query": urlencode(state)})
+    context = {
+        "deployment": deployment,
+        "count": assets.exclude(status=AssetStatus.SUBMITTED).count(),
+        "submitted": assets.filter(status=AssetStatus.SUBMITTED).count(),
+        "min_score": min_score,
+        "everything": everything,
+        "asset_ids": params.getlist("asset"),
+        "state": state,
+        "state_query": urlencode(state),
+    }
+    return render(request, "reviews/bulk_accept.html", context)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,44 @@
+"""Reads of the review tool: the asset after this one in the labeler's queue, and what the tool needs to draw."""
+from django.urls import reverse
+
+from dashboard.models import Deployment, PredictedAsset
+from dashboard.selectors.assets import SORTS, _cursor_encode, predicted_assets_page
+from dashboard.selectors.deployments import label_map
+from reviews.models import Review
+
+
+def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, order: str) -> PredictedAsset | None:
+    """The asset after `asset` in the queue's order, read by keyset from its position.
+
+    The position holds even once `asset` stops matching the query (say status:to_review after its review).
+    """
+    # The queue's own cursor format, so "next" here is exactly what the queue would show next.
+    cursor = _cursor_encode(asset, SORTS[order])
+    page = predicted_assets_page(deployment=deployment, query=query, order=order, cursor=cursor, limit=1,
+                                 with_predictions=False)
+    return page.items[0] if page.items else None
+
+
+def review_tool_data(*, deployment: Deployment, asset: PredictedAsset) -> dict:
+    """The JSON the tool starts from: the frame, the label map, champion and shadow shapes and the stored review."""
+    predictions = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
+    last = Review.objects.filter(asset=asset).select_related("reviewer").first()
+    return {
+        "asset_id": str(asset.id),
+        "type": deployment.type,
+        "width": asset.width,
+        "height": asset.height,
+        "version": asset.version,
+        "status": asset.status,
+        "min_threshold": deployment.min_threshold,
+        "labels": [{"id": class_id, **label} for class_id, label in label_map(deployment).items()],
+        "champion": predictions[False].shapes if False in predictions else [],
+        "shadow": predictions[True].shapes if True in predictions else None,
+        "review": None if asset.reviewed_shapes is None else {
+            "shapes": asset.reviewed_shapes,
+            "by": asset.reviewed_by.get_username() if asset.reviewed_by else None,
+            "at": asset.reviewed_at.isoformat() if asset.reviewed_at else None,
+            "kind": last.kind if last else None,
+        },
+        "save_url": reverse("review-save", args=[deployment.id, asset.id]),
+    }
