@@ -15,6 +15,9 @@ import time
 # developer's own dirs or servers. DATABASE_URL is kept: scripts/with_postgres.sh sets it.
 _TEST_VAR = tempfile.mkdtemp(prefix="loupe-test-var-")
 os.environ["LOUPE_VAR"] = _TEST_VAR
+# Connections closed after each request: the live server's request threads end, and a connection they kept
+# open would stop PostgreSQL from dropping the test database at the end of the run.
+os.environ["DATABASE_CONN_MAX_AGE"] = "0"
 for _name in ("MEDIA_ROOT", "STATIC_ROOT", "REDIS_URL", "CELERY_BROKER_URL"):
     os.environ.pop(_name, None)
 os.makedirs(os.path.join(_TEST_VAR, "static"))  # STATIC_ROOT's default: WhiteNoise warns when it is missing
