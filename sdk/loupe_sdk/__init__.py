@@ -4,8 +4,9 @@
 __version__ = "0.1.0"
 
 from loupe_sdk.client import Client  # noqa: E402
+from loupe_sdk.dataset import Dataset, DatasetVersion  # noqa: E402
 from loupe_sdk.deployment import Deployment  # noqa: E402
 from loupe_sdk.model import Model, ModelVersion  # noqa: E402
 from loupe_sdk.predicted_asset import PredictedAsset  # noqa: E402
 
-__all__ = ["Client", "Deployment", "Model", "ModelVersion", "PredictedAsset", "__version__"]
+__all__ = ["Client", "Dataset", "DatasetVersion", "Deployment", "Model", "ModelVersion", "PredictedAsset", "__version__"]

@@ -6,6 +6,7 @@ import os
 import uuid
 from typing import Any, Dict, List, Optional, Union
 
+from loupe_sdk.dataset import Dataset
 from loupe_sdk.deployment import Deployment
 from loupe_sdk.exceptions import LoupeError, NotFoundError, UnauthorizedError
 from loupe_sdk.http import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Timeout, Transport
@@ -81,6 +82,15 @@ class Client:
         if not items:
             raise NotFoundError(f"no model named {name!r} in organization {self.organization_name!r}")
         return Model(items[0])
+
+    def get_dataset(self, name: str) -> Dataset:
+        items = self._list("/api/datasets", name=name)
+        if not items:
+            raise NotFoundError(f"no dataset named {name!r} in organization {self.organization_name!r}")
+        return Dataset(self._transport, items[0])
+
+    def list_datasets(self) -> List[Dataset]:
+        return [Dataset(self._transport, info) for info in self._list("/api/datasets")]
 
     def _list(self, path: str, **filters: Any) -> List[Dict[str, Any]]:
         answer = self._transport.platform("GET", path, params={**filters, "organization_id": self.organization_id})

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from loupe_sdk.dataset import DatasetVersion
 from loupe_sdk.exceptions import BadRequestError, InvalidQueryError, NotFoundError
 from loupe_sdk.http import Transport
 from loupe_sdk.images import guess_content_type, normalize_content_type
@@ -308,6 +309,61 @@ class Deployment:
             params.update(cursor=cursor, offset=None)
         return assets if limit is None else assets[:limit]
 
+    # Feedback loop and training data
+
+    def setup_feedback_loop(self, dataset_version: Optional[Union[DatasetVersion, Identifier]] = None) -> None:
+        """Set up (and turn on) the feedback loop; a version given is attached, as attach_... would do."""
+        body = {"dataset_version_id": _id_of(dataset_version)} if dataset_version is not None else {}
+        self._transport.platform("POST", self._path + "/pipeline/fl/setup", json=body)
+
+    def attach_dataset_version_to_feedback_loop(self, dataset_version: Union[DatasetVersion, Identifier]) -> None:
+        """Submitted predictions will also be added to this dataset version."""
+        self._transport.platform(
+            "POST", self._path + "/fl/datasets", json={"dataset_version_id": _id_of(dataset_version)}
+        )
+
+    def detach_dataset_version_from_feedback_loop(self, dataset_version: Union[DatasetVersion, Identifier]) -> None:
+        self._transport.platform(
+            "DELETE", self._path + "/fl/datasets", json={"dataset_version_id": _id_of(dataset_version)}
+        )
+
+    def list_feedback_loop_datasets(self) -> List[DatasetVersion]:
+        """The dataset versions the feedback loop adds submitted predictions to."""
+        answer = self._transport.platform("GET", self._path + "/fl/datasets")
+        return [DatasetVersion(self._transport, item) for item in answer.get("items") or []]
+
+    def toggle_feedback_loop(self, active: bool) -> None:
+        self._transport.platform("PUT", self._path + "/pipeline/fl", json={"active": bool(active)})
+
+    def submit_to_feedback_loop(
+        self, predicted_assets: Optional[Sequence[Union[PredictedAsset, Identifier]]] = None, q: Optional[str] = None
+    ) -> Dict[str, int]:
+        """Add REVIEWED predicted assets (given, or matching the query `q`) to the feedback loop's versions.
+
+        Returns {"submitted": n, "skipped": m}; assets not REVIEWED are skipped. Give assets or q, not both.
+        """
+        if (predicted_assets is None) == (q is None):
+            raise ValueError("give predicted_assets or q, not both")
+        if q is not None:
+            body: Dict[str, Any] = {"q": q}
+        else:
+            body = {"predicted_asset_ids": [a.id if isinstance(a, PredictedAsset) else str(a) for a in predicted_assets]}
+        return self._transport.platform("POST", self._path + "/pipeline/fl/submit", json=body)
+
+    def set_training_data(self, dataset_version: Union[DatasetVersion, Identifier]) -> None:
+        """Measure outlier scores against this dataset version; a worker computes it (see the status check)."""
+        self._transport.platform(
+            "POST", self._path + "/pipeline/td/setup", json={"dataset_version_id": _id_of(dataset_version)}
+        )
+
+    def check_training_data_metrics_status(self) -> Optional[str]:
+        """PENDING, COMPUTING, READY or FAILED; None when no training data is set."""
+        return self._transport.platform("GET", self._path + "/pipeline/td/check").get("status")
+
+    def disable_training_data_reference(self) -> None:
+        """Measure outlier scores against the deployment's own history again."""
+        self._transport.platform("PUT", self._path + "/pipeline/td/disable")
+
 
 @contextmanager
 def _as_invalid_query() -> Iterator[None]:
@@ -338,5 +394,5 @@ def _one_shadow(
     return shadow_prediction if shadow_prediction is not None else shadow_raw_predictions
 
 
-def _id_of(model_version: Union[ModelVersion, Identifier]) -> str:
-    return model_version.id if isinstance(model_version, ModelVersion) else str(model_version)
+def _id_of(item: Union[ModelVersion, DatasetVersion, Identifier]) -> str:
+    return item.id if isinstance(item, (ModelVersion, DatasetVersion)) else str(item)

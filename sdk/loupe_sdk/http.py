@@ -57,6 +57,18 @@ class Transport:
         headers = {"Authorization": f"Bearer {self._api_token}"}
         return self.send(method, self.host + path, headers=headers, params=params, json=json)
 
+    def download(self, path: str, *, params: Optional[Mapping[str, Any]] = None) -> bytes:
+        """GET a file from the platform API (an export, say); errors are the API's JSON ones, raised typed."""
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        headers = {"Authorization": f"Bearer {self._api_token}"}
+        try:
+            response = self._session.get(self.host + path, headers=headers, params=query, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise NetworkError(f"GET {self.host + path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.content
+
     def monitoring(
         self,
         method: str,
