@@ -454,13 +454,13 @@
       || (target.tagName === "INPUT" && target.type !== "range" && target.type !== "checkbox");
   }
 
-  document.addEventListener("keydown", (event) => {
+  // Capture phase on window: the page decides before Annotorious's own key handlers (its history, its point delete).
+  window.addEventListener("keydown", (event) => {
     if (typing(event) || document.querySelector("dialog[open]")) return;
     const key = event.key;
     if ((event.ctrlKey || event.metaKey) && ["z", "y"].includes(key.toLowerCase())) {
-      // Annotorious binds these keys to its own history, which knows only part of the edits (registered later,
-      // so stopping here keeps it out).
-      event.stopImmediatePropagation();
+      // Annotorious binds these keys to its own history, which knows only part of the edits.
+      event.stopPropagation();
     }
     if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") {
       event.preventDefault();
@@ -485,9 +485,11 @@
       return;
     }
     if (key === "Delete" || key === "Backspace") {
-      event.preventDefault();
       // With polygon points selected, Annotorious's own handler removes those points, not the shape.
-      if (!document.querySelector(".a9s-handle-dot.selected, .a9s-handle-selected")) deleteSelected();
+      if (document.querySelector(".a9s-handle-dot.selected, .a9s-handle-selected")) return;
+      event.preventDefault();
+      event.stopPropagation();
+      deleteSelected();
       return;
     }
     if (key === "Tab") {
@@ -518,7 +520,7 @@
       event.preventDefault();
       commands[key]();
     }
-  });
+  }, true);
 
   document.addEventListener("keyup", (event) => {
     if (event.key === " ") {

@@ -165,3 +165,35 @@ def test_outsider_gets_404_on_tool_pages(client, ingest, outsider, deployments):
     asset = ingest()
     client.login(username="outsider", password=PASSWORD)
     assert client.get(f"/deployments/{deployments[DET].id}/assets/{asset.pk}/review").status_code == 404
+
+
+class ClientTransport:
+    """The SDK's transport over Django's test client: the real API view answers, errors typed as the SDK types them."""
+
+    encode = staticmethod(json.dumps)  # the `json` argument below shadows the module
+
+    def __init__(self, client, token):
+        self.client, self.token = client, token
+
+    def platform(self, method, path, *, params=None, json=None):
+        from loupe_sdk.exceptions import error_for_status
+
+        response = self.client.generic(method, path, data=self.encode(json), content_type="application/json",
+                                       headers={"Authorization": f"Bearer {self.token}"})
+        if response.status_code >= 400:
+            raise error_for_status(response.status_code, response.json(), "error")
+        return response.json()
+
+
+def test_sdk_add_review_takes_tuples_and_raises_conflict(client, ingest, api_tokens):
+    from loupe_sdk import PredictedAsset as SdkAsset
+    from loupe_sdk.exceptions import ConflictError
+
+    asset = ingest()
+    sdk_asset = SdkAsset({"id": str(asset.pk), "version": 1}, ClientTransport(client, api_tokens["labeler"]))
+    updated = sdk_asset.add_review(rectangles=[(1, 2, 5, 6, 2), {"x": 0, "y": 0, "w": 3, "h": 3, "label_id": 1}])
+    assert updated.status == "REVIEWED" and updated.version == 2
+    assert [shape["label_id"] for shape in updated.get_review()["shapes"]] == [2, 1]
+    with pytest.raises(ConflictError) as caught:
+        sdk_asset.add_review(rectangles=[], expected_version=1)
+    assert caught.value.status_code == 409 and caught.value.payload["version"] == 2
