@@ -8,9 +8,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from dashboard.errors import Conflict
-from dashboard.models import ApiToken, Deployment, Membership, Model, ModelVersion, Organization, Role
+from dashboard.models import (
+    Annotation, ApiToken, Dataset, DatasetAsset, DatasetVersion, Deployment, Membership, Model, ModelVersion,
+    Organization, Prediction, Role,
+)
 from dashboard.services.auth import TOKEN_PREFIX, token_digest
 from dashboard.services.deployments import deployment_set_model, labels_adopt
+from dashboard.services.feedback_loop import feedback_loop_setup
 from dashboard.services.ingest import prediction_ingest
 
 DEMO_ORGANIZATION = "Loupe Demo"
@@ -46,6 +50,8 @@ def demo_seed(*, count: int, progress: Callable[[str], None] = lambda message: N
                 prediction_ingest(deployment=deployment, payload=payload, idempotency_key=f"demo-{index}")
             except Conflict:
                 pass  # stored by an earlier, interrupted run
+    for deployment in deployments:
+        _demo_training_dataset(deployment)
     return {
         "organization": organization.name,
         "deployments": [{"id": str(d.id), "name": d.name, "type": d.type} for d in deployments],
@@ -100,3 +106,29 @@ def _demo_deployment(organization: Organization, spec: dict) -> Deployment:
             shadow = _demo_model_version(organization, spec["type"], spec["shadow"], spec["labels"])
             deployment_set_model(deployment=deployment, model_version_id=shadow.id, shadow=True)
     return deployment
+
+
+DEMO_TRAINING_SIZE = 40
+
+
+@transaction.atomic
+def _demo_training_dataset(deployment: Deployment) -> DatasetVersion:
+    """"<deployment>-training" v1: the first demo images with the champion's shapes, fed by the feedback loop."""
+    dataset, _ = Dataset.objects.get_or_create(organization=deployment.organization, name=f"{deployment.name}-training")
+    labels = {str(label.class_id): label.name for label in deployment.labels.all()}
+    version, _ = DatasetVersion.objects.get_or_create(
+        dataset=dataset, version="v1", defaults={"type": deployment.type, "labels": labels}
+    )
+    if not version.assets.exists():
+        champions = (
+            Prediction.objects.filter(asset__deployment=deployment, is_shadow=False)
+            .select_related("asset__data")
+            .order_by("asset__timestamp", "asset_id")[:DEMO_TRAINING_SIZE]
+        )
+        # Not linked to their predicted assets: those stay free to be reviewed and submitted like any other.
+        rows = [(DatasetAsset(version=version, data=p.asset.data, filename=p.asset.filename or p.asset.data.filename,
+                              width=p.asset.width, height=p.asset.height), p.shapes) for p in champions]
+        DatasetAsset.objects.bulk_create([asset for asset, _ in rows])
+        Annotation.objects.bulk_create([Annotation(asset=asset, shapes=shapes) for asset, shapes in rows])
+    feedback_loop_setup(deployment=deployment, dataset_version=version)
+    return version
