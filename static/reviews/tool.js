@@ -165,7 +165,9 @@
   function render() {
     const shown = shapes.filter(visible);
     // Labels and scores: Annotorious draws no text, so a layer of chips sits over the image, in its coordinates.
-    labelLayer.replaceChildren(...shown.filter((shape) => shape.type !== "classification").map((shape) => {
+    // Past a hundred shapes the chips would hide the image: only the selected shape keeps its chip then.
+    const chipped = shown.filter((shape) => shape.type !== "classification" && (shown.length <= 100 || shape.id === selected));
+    labelLayer.replaceChildren(...chipped.map((shape) => {
       const chip = document.createElement("span");
       const label = labelOf(shape);
       const box = shape.type === "rectangle" ? { minX: shape.x, minY: shape.y } : bounds(shape.points);
@@ -594,6 +596,7 @@
     });
   }
 
+  if (data.status === "SUBMITTED") say("Submitted to the feedback loop: its review can no longer change");
   performance.mark("review-tool-start");
   if (image.complete && image.naturalWidth) start();
   else image.addEventListener("load", start, { once: true });

@@ -187,3 +187,33 @@ def test_bulk_accept_from_the_queue(page, live_server, users, frames):
     page.click("[data-testid=confirm-accept]")
     expect(page.locator("h1")).to_contain_text("2 predictions accepted")
     assert [len(saved(asset).reviewed_shapes or []) for asset in assets] == [3, 3, 0]
+
+
+def test_zoomed_in_a_drag_still_lands_in_image_pixels_and_shadow_switches(page, live_server, users, deployments,
+                                                                          monitor_payload, jpeg_bytes):
+    payload = monitor_payload("OBJECT_DETECTION", image=jpeg_bytes(WIDTH, HEIGHT, seed=9), width=WIDTH, height=HEIGHT,
+                              raw_predictions=BOXES, with_shadow=True)
+    asset = prediction_ingest(deployment=deployments["OBJECT_DETECTION"], payload=payload).asset
+    log_in(page, live_server, "labeler")
+    open_tool(page, live_server, asset)
+    before = page.locator("#zoom-chip").inner_text()
+    page.mouse.move(*screen_point(page, 200, 200))
+    page.mouse.wheel(0, -600)
+    expect(page.locator("#zoom-chip")).not_to_have_text(before)
+    # The car box, dragged by 20 image pixels right at this zoom.
+    start = screen_point(page, 200, 200)
+    end = screen_point(page, 220, 200)
+    page.mouse.click(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=6)
+    page.mouse.up()
+    page.keyboard.press("0")  # fit again
+    page.keyboard.press("s")  # the shadow's single shape
+    expect(page.locator("[data-source=shadow]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#shape-list li")).to_have_count(1)
+    page.keyboard.press("Control+z")  # back to the champion, with the moved car
+    expect(page.locator("#shape-list li")).to_have_count(4)
+    page.keyboard.press("r")
+    page.wait_for_url(re.compile(r"/queue/"))
+    car = next(shape for shape in saved(asset).reviewed_shapes if shape["label_id"] == 1)
+    assert (car["x"], car["y"]) == pytest.approx((100, 100), abs=2)
