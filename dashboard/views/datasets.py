@@ -2,6 +2,7 @@
 import json
 import zipfile
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -89,7 +90,7 @@ def dataset_version_import(request, version_id):
         coco = json.loads(request.FILES["coco"].read()) if "coco" in request.FILES else None
         images = _zip_images(request.FILES["images"]) if "images" in request.FILES else {}
         added = dataset_import_coco(version=version, coco=coco, images=images, user=request.user)
-    except (ValueError, zipfile.BadZipFile) as error:
+    except (ValueError, RecursionError, zipfile.BadZipFile) as error:
         messages.error(request, f"The files could not be read: {error}")
     except ApiError as error:
         messages.error(request, error.message)
@@ -103,6 +104,10 @@ def _zip_images(upload) -> dict[str, bytes]:
         members = [info for info in archive.infolist() if not info.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
             raise ValueError(f"the zip holds {len(members)} files; at most {MAX_ZIP_MEMBERS} are read")
+        # Sizes are checked before reading: a small zip may inflate to far more than any image may weigh.
+        too_big = [info.filename for info in members if info.file_size > settings.LOUPE_MAX_IMAGE_BYTES]
+        if too_big:
+            raise ValueError(f"{too_big[0]} is over the limit of {settings.LOUPE_MAX_IMAGE_BYTES:,} bytes")
         return {info.filename: archive.read(info) for info in members}
 
 
