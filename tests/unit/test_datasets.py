@@ -302,3 +302,18 @@ def test_export_button_makes_a_job_the_page_polls(client, users, version, coco_i
     assert b"download" in polled.content and b"hx-trigger" not in polled.content
     download = client.get(f"/datasets/exports/{job.id}/download")
     assert download.status_code == 200 and "annotations.json" in unzip(b"".join(download.streaming_content))
+
+
+def test_import_page_refuses_zip_members_over_the_image_limit_before_reading_them(client, users, version, settings):
+    settings.LOUPE_MAX_IMAGE_BYTES = 1000
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("images/img1.jpg", b"\0" * 100_000)  # a few hundred bytes zipped
+    archive.seek(0)
+    archive.name = "images.zip"
+    coco = io.BytesIO(json.dumps(coco_file(1)).encode())
+    coco.name = "annotations.json"
+    client.force_login(users["admin"])
+    response = client.post(f"/datasets/versions/{version.id}/import", {"coco": coco, "images": archive}, follow=True)
+    assert b"images/img1.jpg is over the limit of 1,000 bytes" in response.content
+    assert not version.assets.exists()

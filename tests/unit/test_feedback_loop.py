@@ -386,3 +386,34 @@ def test_demo_gives_each_deployment_a_training_dataset_fed_by_its_loop(db, setti
         assert first.annotation.shapes == champion.shapes and first.source_asset_id is None
         loop = FeedbackLoop.objects.get(deployment=deployment)
         assert loop.active and list(loop.dataset_versions.all()) == [version]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_submits_at_once_add_each_asset_once(detection, loop, assets):
+    """Two requests in their own threads and connections: whichever claims an asset adds it; none lands twice."""
+    import threading
+
+    from django.db import connection
+
+    reviewed = assets(5)
+    ids = [a.pk for a in reviewed]
+    barrier, results = threading.Barrier(2), []
+
+    def submit():
+        try:
+            barrier.wait()
+            results.append(feedback_loop_submit(deployment=detection, assets=PredictedAsset.objects.filter(pk__in=ids)))
+        except ValidationFailed as error:  # the later one may find nothing REVIEWED left
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    submitted = sum(r.submitted for r in results if not isinstance(r, ValidationFailed))
+    assert len(results) == 2 and submitted == 5
+    assert DatasetAsset.objects.count() == 5 and FeedbackLoop.objects.get().submitted_since_training == 5
+    assert set(PredictedAsset.objects.values_list("status", "version")) == {(AssetStatus.SUBMITTED, 3)}
