@@ -1,4 +1,4 @@
-// Keyboard shortcuts of the review queue: / search, g t d views, j k move, Enter open, Backspace back to the queue.
+// Keyboard shortcuts of the review queue: / search, g t d views, j k move, Enter open, r review, Backspace back to the queue.
 (function () {
   "use strict";
 
@@ -45,6 +45,8 @@
       select(selectedIndex() - 1);
     } else if (event.key === "Enter" && selectedIndex() >= 0) {
       assets()[selectedIndex()].querySelector("a.open")?.click();
+    } else if (event.key === "r" && selectedIndex() >= 0) {
+      assets()[selectedIndex()].querySelector("a.review-link")?.click();
     } else if (event.key === "Backspace") {
       document.querySelector('[data-key="back"]')?.click();
     }

@@ -217,3 +217,23 @@ def test_zoomed_in_a_drag_still_lands_in_image_pixels_and_shadow_switches(page, 
     page.wait_for_url(re.compile(r"/queue/"))
     car = next(shape for shape in saved(asset).reviewed_shapes if shape["label_id"] == 1)
     assert (car["x"], car["y"]) == pytest.approx((100, 100), abs=2)
+
+
+def test_polygon_vertex_moves(page, live_server, users, frames):
+    raw = {"detection_classes": [1], "detection_scores": [0.9],
+           "detection_masks": [[[100, 100], [300, 90], [320, 260], [120, 280]]]}
+    (asset,) = frames("SEGMENTATION", raw)
+    log_in(page, live_server, "labeler")
+    open_tool(page, live_server, asset)
+    page.mouse.click(*screen_point(page, 200, 180))  # select the polygon: Annotorious shows its vertex handles
+    page.mouse.move(*screen_point(page, 300, 90))
+    page.mouse.down()
+    page.mouse.move(*screen_point(page, 340, 60), steps=6)
+    page.mouse.up()
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")
+    page.wait_for_url(re.compile(r"/queue/"))
+    (polygon,) = saved(asset).reviewed_shapes
+    assert len(polygon["points"]) == 4
+    assert [340, 60] == pytest.approx(polygon["points"][1], abs=3)
+    assert polygon["points"][0] == [100, 100]
