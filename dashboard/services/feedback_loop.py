@@ -3,7 +3,7 @@ training-data reference its outlier scores are measured against."""
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 
 from dashboard.errors import FieldError, ValidationFailed
@@ -171,6 +171,13 @@ def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | 
     except (ValueError, OSError) as error:
         logger.warning("training reference of deployment %s failed: %s", deployment.pk, error)
         row.update(status=JobStatus.FAILED, message=str(error)[:500])
+    except IntegrityError:
+        # Another build made the active reference at the same moment (the unique constraint decided).
+        row.update(status=JobStatus.FAILED, message="another reference was built at the same moment; set it again")
+    except Exception:
+        # Whatever went wrong, the page and the client must not wait on COMPUTING forever.
+        row.update(status=JobStatus.FAILED, message="internal error; it has been logged")
+        raise
     else:
         row.update(status=JobStatus.READY, progress=1.0)
         deployment_rescore_outliers.delay_on_commit(str(deployment.pk))

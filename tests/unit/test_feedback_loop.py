@@ -417,3 +417,15 @@ def test_two_submits_at_once_add_each_asset_once(detection, loop, assets):
     assert len(results) == 2 and submitted == 5
     assert DatasetAsset.objects.count() == 5 and FeedbackLoop.objects.get().submitted_since_training == 5
     assert set(PredictedAsset.objects.values_list("status", "version")) == {(AssetStatus.SUBMITTED, 3)}
+
+
+def test_an_unexpected_error_still_ends_the_training_reference_as_failed(detection, training_version, monkeypatch):
+    def broken(**_):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("dashboard.outliers.services.outlier_reference_from_training", broken)
+    training_data_set(deployment=detection, dataset_version=training_version)
+    with pytest.raises(RuntimeError):
+        training_data_compute(deployment=detection)
+    reference = TrainingDataReference.objects.get(deployment=detection)
+    assert reference.status == JobStatus.FAILED and "internal error" in reference.message
