@@ -2,7 +2,8 @@
 from django.contrib import admin
 
 from dashboard.models import (
-    ApiToken, Data, Deployment, Label, Membership, Model, ModelVersion, Organization, PredictedAsset, Prediction,
+    Annotation, ApiToken, Data, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportJob, FeedbackLoop, Label,
+    Membership, Model, ModelVersion, Organization, OutlierReference, PredictedAsset, Prediction, TrainingDataReference,
 )
 
 
@@ -93,3 +94,50 @@ class PredictedAssetAdmin(admin.ModelAdmin):
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ["asset", "is_shadow", "model_version", "latency"]
     raw_id_fields = ["asset"]
+
+
+class AnnotationInline(admin.TabularInline):
+    model = Annotation
+    extra = 0
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "type", "created_at"]
+    list_filter = ["type"]
+
+
+@admin.register(DatasetAsset)
+class DatasetAssetAdmin(admin.ModelAdmin):
+    list_display = ["filename", "version", "created_at"]
+    raw_id_fields = ["data", "source_asset"]
+    inlines = [AnnotationInline]
+
+
+@admin.register(FeedbackLoop)
+class FeedbackLoopAdmin(admin.ModelAdmin):
+    list_display = ["deployment", "active", "submitted_since_training"]
+    filter_horizontal = ["dataset_versions"]
+
+
+@admin.register(TrainingDataReference)
+class TrainingDataReferenceAdmin(admin.ModelAdmin):
+    list_display = ["deployment", "dataset_version", "status", "progress", "updated_at"]
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["version", "format", "status", "progress", "created_at"]
+
+
+@admin.register(OutlierReference)
+class OutlierReferenceAdmin(admin.ModelAdmin):
+    list_display = ["deployment", "source", "description", "size", "is_active", "created_at"]
+    list_filter = ["source", "is_active"]
+    exclude = ["model"]

@@ -2,7 +2,7 @@
 from django.urls import reverse
 
 from dashboard.models import Deployment, PredictedAsset
-from dashboard.selectors.assets import SORTS, _cursor_encode, predicted_assets_page
+from dashboard.selectors.assets import SORTS, cursor_for, predicted_assets_page
 from dashboard.selectors.deployments import label_map
 from reviews.models import Review
 
@@ -13,7 +13,7 @@ def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, ord
     The position holds even once `asset` stops matching the query (say status:to_review after its review).
     """
     # The queue's own cursor format, so "next" here is exactly what the queue would show next.
-    cursor = _cursor_encode(asset, SORTS[order])
+    cursor = cursor_for(asset, SORTS[order])
     page = predicted_assets_page(deployment=deployment, query=query, order=order, cursor=cursor, limit=1,
                                  with_predictions=False)
     return page.items[0] if page.items else None

@@ -16,6 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.errors import ApiError, ValidationFailed
 from dashboard.query import QUERY_HELP
 from dashboard.models import AssetStatus, PredictedAsset
+from dashboard.selectors.datasets import feedback_loop_of, feedback_loop_versions
+from dashboard.services.feedback_loop import feedback_loop_submit
 from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.views.access import deployment_for_page
@@ -187,19 +189,25 @@ def review_save(request, deployment_id, asset_id):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def queue_bulk_accept(request, deployment_id):
-    """Accept as predicted: GET confirms how many assets the selection holds, POST accepts them."""
-    deployment, _ = deployment_for_page(request, deployment_id)
+def _selection(request, deployment):
+    """The queue's state and the assets a bulk action applies to: the ticked ones, or all matching the query."""
     params = request.POST if request.method == "POST" else request.GET
     state = {"q": params.get("q", "").strip(), "sort": params.get("sort") or DEFAULT_SORT, "view": params.get("view") or "grid"}
     everything = params.get("scope") == "all"
-    try:
-        min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
-        assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
-    except (ValueError, ValidationFailed):
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(state))
+    assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
     if not everything:
         assets = assets.filter(pk__in=[value for value in params.getlist("asset") if _is_uuid(value)])
+    return params, state, everything, assets
+
+
+def queue_bulk_accept(request, deployment_id):
+    """Accept as predicted: GET confirms how many assets the selection holds, POST accepts them."""
+    deployment, _ = deployment_for_page(request, deployment_id)
+    try:
+        params, state, everything, assets = _selection(request, deployment)
+        min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
+    except (ValueError, ValidationFailed):
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request)))
     if request.method == "POST":
         accepted = bulk_accept(deployment=deployment, assets=assets, reviewer=request.user, min_score=min_score)
         return render(request, "reviews/bulk_accept.html", {
@@ -215,6 +223,30 @@ def queue_bulk_accept(request, deployment_id):
         "state_query": urlencode(state),
     }
     return render(request, "reviews/bulk_accept.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def queue_submit(request, deployment_id):
+    """Submit to the feedback loop: GET confirms how many REVIEWED assets the selection holds, POST submits them."""
+    deployment, _ = deployment_for_page(request, deployment_id)
+    try:
+        params, state, everything, assets = _selection(request, deployment)
+    except ValidationFailed:
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request)))
+    context = {"deployment": deployment, "state": state, "state_query": urlencode(state), "everything": everything,
+               "asset_ids": params.getlist("asset"), "versions": feedback_loop_versions(deployment=deployment),
+               "loop": feedback_loop_of(deployment=deployment)}
+    if request.method == "POST":
+        try:
+            result = feedback_loop_submit(deployment=deployment, assets=assets)
+            context.update(done=True, submitted=result.submitted, skipped=result.skipped)
+        except ValidationFailed as error:
+            context["error"] = error.message
+        return render(request, "reviews/submit.html", context)
+    context["count"] = assets.filter(status=AssetStatus.REVIEWED).count()
+    context["other"] = assets.exclude(status=AssetStatus.REVIEWED).count()
+    return render(request, "reviews/submit.html", context)
 
 
 def _is_uuid(value: str) -> bool:

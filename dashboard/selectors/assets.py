@@ -96,7 +96,7 @@ def predicted_assets_page(
         if in_tail:
             tail = tail.filter(id__lt=after_id) if sort.descending else tail.filter(id__gt=after_id)
         items += _slice(tail, offset, limit + 1 - len(items))
-    next_cursor = _cursor_encode(items[limit - 1], sort) if len(items) > limit else None
+    next_cursor = cursor_for(items[limit - 1], sort) if len(items) > limit else None
     return AssetPage(items=items[:limit], next_cursor=next_cursor)
 
 
@@ -111,7 +111,7 @@ def _after_value(sort: Sort, value, after_id) -> Q:
     return Q(**{f"{sort.column}__gte": value}) & (Q(**{f"{sort.column}__gt": value}) | Q(id__gt=after_id))
 
 
-def _cursor_encode(asset: PredictedAsset, sort: Sort) -> str:
+def cursor_for(asset: PredictedAsset, sort: Sort) -> str:
     value = getattr(asset, sort.column)
     if isinstance(value, dt.datetime):
         value = value.isoformat()

@@ -279,7 +279,7 @@ class Deployment:
         if not params:
             raise InvalidQueryError("give at least one of: " + ", ".join(criteria))
         with _as_invalid_query():
-            return PredictedAsset(self._transport.platform("GET", self._path + "/predictedassets/find", params=params))
+            return PredictedAsset(self._transport.platform("GET", self._path + "/predictedassets/find", params=params), self._transport)
 
     def list_predicted_assets(
         self,
@@ -301,7 +301,7 @@ class Deployment:
             params["limit"] = size if limit is None else min(size, limit - len(assets))
             with _as_invalid_query():
                 page = self._transport.platform("GET", self._path + "/predictedassets", params=params)
-            assets.extend(PredictedAsset(item) for item in page.get("items") or [])
+            assets.extend(PredictedAsset(item, self._transport) for item in page.get("items") or [])
             cursor = page.get("next_cursor")
             if not cursor or not page.get("items"):
                 break
