@@ -38,16 +38,18 @@ test:
 
 # Benchmarks measure the production setup: each bench/NAME.py gets its own throwaway PostgreSQL.
 # `make bench` runs them all; `make bench-NAME ARGS="..."` runs one (e.g. make bench-queue ARGS="--rows 1000").
+# Run as modules (python -m bench.NAME): as scripts, bench/queue.py would shadow the standard library's queue.
 BENCH_ENV := DJANGO_SETTINGS_MODULE=dashboard.settings PYTHONPATH=.
 bench: $(VENV)/.test-deps
 	scripts/ensure_servers.sh
 	@shopt -s nullglob; files=(bench/*.py); \
 	if (( $${#files[@]} == 0 )); then echo "bench: no bench/*.py yet"; exit 0; fi; \
-	for f in "$${files[@]}"; do echo "=== $$f"; $(BENCH_ENV) scripts/with_postgres.sh $(PY) "$$f" || exit 1; done
+	for f in "$${files[@]}"; do name=$$(basename "$$f" .py); echo "=== $$f"; \
+		$(BENCH_ENV) scripts/with_postgres.sh $(PY) -m "bench.$$name" || exit 1; done
 
 bench-%: $(VENV)/.test-deps
 	scripts/ensure_servers.sh
-	$(BENCH_ENV) scripts/with_postgres.sh $(PY) bench/$*.py $(ARGS)
+	$(BENCH_ENV) scripts/with_postgres.sh $(PY) -m bench.$* $(ARGS)
 
 clean:
 	rm -rf var test-output .pytest_cache sdk/build

@@ -150,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per thread count")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 3)))
+    parser.add_argument("--no-worker", action="store_true",
+                        help="no Celery worker: the web side alone (tasks wait in Redis)")
     arguments = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("bench/ingest.py measures the production setup: run it with `make bench-ingest` (PostgreSQL).")
@@ -165,10 +167,11 @@ def main() -> None:
         wait_for_port(redis_port)
         manage(env, "migrate", "--noinput")
         deployment_id, token = setup_deployment(env)
-        # The worker makes the thumbnails the ingest enqueues, on the same two cores, as in production.
-        processes.append(subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "dashboard", "worker", "-c", "1", "--loglevel", "warning"],
-            cwd=ROOT, env=env))
+        # The worker makes the thumbnails and outlier scores the ingest enqueues, on the same two cores.
+        if not arguments.no_worker:
+            processes.append(subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "dashboard", "worker", "-c", "1", "--loglevel", "warning"],
+                cwd=ROOT, env=env))
         web = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "dashboard.wsgi:application", "-b", f"127.0.0.1:{web_port}",
              "-w", str(arguments.workers), "--log-level", "warning"],
@@ -177,7 +180,8 @@ def main() -> None:
         wait_for_port(web_port)
         url = f"http://127.0.0.1:{web_port}"
         requests.get(f"{url}/login/")  # warm up every worker's imports
-        print(f"gunicorn: {arguments.workers} sync workers; 1 Celery worker; PostgreSQL; Redis; {os.cpu_count()} cores; "
+        print(f"gunicorn: {arguments.workers} sync workers; {0 if arguments.no_worker else 1} Celery worker; "
+              f"PostgreSQL; Redis; {os.cpu_count()} cores; "
               f"client on the same machine; {arguments.seconds:.0f} s per run")
         print(f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}")
         counter = 0

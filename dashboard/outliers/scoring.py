@@ -3,7 +3,6 @@ import io
 import warnings
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 DEFAULT_K = 8
 FORMAT = 1  # of to_bytes()
@@ -24,7 +23,7 @@ class OutlierModel:
         self._scale: np.ndarray | None = None
         self._reference: np.ndarray | None = None  # standardized
         self._distances: np.ndarray | None = None  # the reference's own kNN distances, sorted
-        self._index: NearestNeighbors | None = None
+        self._index = None  # a fitted sklearn NearestNeighbors
 
     @property
     def method(self) -> str:
@@ -109,4 +108,8 @@ class OutlierModel:
         return np.nan_to_num((features - self._mean) / self._scale)
 
     def _fit_index(self) -> None:
+        # Imported here: web processes load this module (they enqueue scoring) but never fit, and
+        # scikit-learn would double their memory.
+        from sklearn.neighbors import NearestNeighbors
+
         self._index = NearestNeighbors(n_neighbors=self.k).fit(self._reference)
