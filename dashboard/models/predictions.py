@@ -55,10 +55,15 @@ class PredictedAsset(models.Model):
             models.UniqueConstraint(fields=["deployment", "data", "timestamp"], name="asset_unique_frame"),
         ]
         # One index per sort of the review queue, each ending in id, the keyset's tie-breaker; a btree
-        # serves both directions. The status one serves the queue filtered by status, its usual state.
+        # serves both directions. The partial one serves the queue's usual state, status:to_review: labelers
+        # clear the top of the queue first, so a scan of asset_by_outlier would wade through reviewed rows.
         indexes = [
             models.Index(fields=["deployment", "outlier_score", "id"], name="asset_by_outlier"),
-            models.Index(fields=["deployment", "status", "outlier_score", "id"], name="asset_queue_by_status"),
+            models.Index(
+                fields=["deployment", "outlier_score", "id"],
+                condition=Q(status=AssetStatus.TO_REVIEW),
+                name="asset_to_review_by_outlier",
+            ),
             models.Index(fields=["deployment", "timestamp", "id"], name="asset_by_time"),
             models.Index(fields=["deployment", "max_score", "id"], name="asset_by_score"),
             models.Index(fields=["deployment", "latency", "id"], name="asset_by_latency"),

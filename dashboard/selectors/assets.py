@@ -92,7 +92,8 @@ def predicted_assets_page(
         items = _slice(valued, offset, limit + 1)
         offset = max(0, offset - (valued.count() if offset else 0))
     if len(items) <= limit and sort.column in NULLABLE:
-        tail = queryset.filter(**{f"{sort.column}__isnull": True}).order_by(f"{direction}id")
+        # Ordered by (column, id) though the column is NULL throughout: the same order, read off the sort's index.
+        tail = queryset.filter(**{f"{sort.column}__isnull": True}).order_by(f"{direction}{sort.column}", f"{direction}id")
         if in_tail:
             tail = tail.filter(id__lt=after_id) if sort.descending else tail.filter(id__gt=after_id)
         items += _slice(tail, offset, limit + 1 - len(items))
