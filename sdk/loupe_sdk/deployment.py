@@ -134,20 +134,10 @@ class Deployment:
         """
         path = Path(image_path)
         resolved_type = normalize_content_type(content_type) if content_type else guess_content_type(path.name)
-        return self._send_prediction(
-            raw_image=path.read_bytes(),
-            content_type=resolved_type,
-            filename=path.name,
-            latency=latency,
-            height=height,
-            width=width,
-            prediction=prediction,
-            source=source,
-            tags=tags,
-            timestamp=timestamp,
-            shadow_latency=shadow_latency,
-            shadow_prediction=_one_shadow(shadow_prediction, shadow_raw_predictions),
-            metadata=metadata,
+        return self.monitor_bytes(
+            path.read_bytes(), resolved_type, path.name, latency, height, width, prediction,
+            source=source, tags=tags, timestamp=timestamp, shadow_latency=shadow_latency,
+            shadow_prediction=shadow_prediction, shadow_raw_predictions=shadow_raw_predictions, metadata=metadata,
         )
 
     def monitor_bytes(
