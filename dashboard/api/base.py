@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt
 
@@ -14,7 +15,8 @@ from dashboard.services.auth import api_token_authenticate, deployment_jwt_verif
 
 
 def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
-    """Wrap a view that returns (status, body): `auth` is "token" (API token), "jwt" (deployment JWT) or "none".
+    """Wrap a view that returns (status, body), or a response of its own (a file, say), with the API's
+    authentication and JSON errors. `auth` is "token" (API token), "jwt" (deployment JWT) or "none".
 
     With "jwt", a plain API token is accepted as well; the view then checks the deployment itself.
     """
@@ -32,7 +34,10 @@ def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
                 request.jwt_claims = None
                 if auth != "none":
                     _authenticate(request, allow_jwt=auth == "jwt")
-                status, body = view(request, *args, **kwargs)
+                answer = view(request, *args, **kwargs)
+                if isinstance(answer, HttpResponseBase):
+                    return answer
+                status, body = answer
                 return JsonResponse(body, status=status, safe=False)
             except ApiError as error:
                 return JsonResponse(error.as_dict(), status=error.status)

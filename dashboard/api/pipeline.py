@@ -2,11 +2,10 @@
 import re
 import uuid
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse
 
-from dashboard.api.base import _authenticate, api_view, error_response, json_body, require_fields
-from dashboard.errors import ApiError, FieldError, ValidationFailed
+from dashboard.api.base import api_view, json_body, require_fields
+from dashboard.errors import FieldError, ValidationFailed
 from dashboard.models import DatasetVersion, FeedbackLoop, Role
 from dashboard.selectors.access import deployment_for_member, organization_for_member
 from dashboard.selectors.assets import predicted_assets_matching
@@ -74,19 +73,12 @@ def dataset_versions(request: HttpRequest, dataset_id):
     return 200, {"items": [dataset_version_json(version) for version in versions]}
 
 
-@csrf_exempt
+@api_view(methods=("GET",))
 def dataset_version_export(request: HttpRequest, version_id):
     """GET ?format=coco|yolo -> the version as a zip; errors are JSON like the rest of the API."""
-    # Not an api_view: its answer is a file, not JSON. The same authentication and error shape apply.
-    try:
-        if request.method != "GET":
-            return error_response(405, f"{request.method} is not allowed here; use GET", headers={"Allow": "GET"})
-        _authenticate(request, allow_jwt=False)
-        version = dataset_version_for_member(user=request.api_user, version_id=version_id)
-        export_format = request.GET.get("format", "coco")
-        content = export_zip(version=version, format=export_format)
-    except ApiError as error:
-        return JsonResponse(error.as_dict(), status=error.status)
+    version = dataset_version_for_member(user=request.api_user, version_id=version_id)
+    export_format = request.GET.get("format", "coco")
+    content = export_zip(version=version, format=export_format)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{version.dataset.name}-{version.version}-{export_format}")
     return HttpResponse(content, content_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
