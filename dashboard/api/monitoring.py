@@ -46,11 +46,9 @@ def predictions_create(request: HttpRequest, deployment_id):
 
 @api_view(methods=("POST",), auth="jwt")
 def shadow_create(request: HttpRequest, oracle_prediction_id):
-    asset = PredictedAsset.objects.filter(oracle_prediction_id=oracle_prediction_id).only("deployment_id").first()
+    asset = PredictedAsset.objects.filter(oracle_prediction_id=oracle_prediction_id).first()
     if asset is None:
         raise NotFound(f"prediction {oracle_prediction_id} not found")
-    deployment = _deployment_for_monitoring(request, asset.deployment_id)
-    asset = PredictedAsset.objects.get(pk=asset.pk)
-    asset.deployment = deployment
+    asset.deployment = _deployment_for_monitoring(request, asset.deployment_id)
     shadow_prediction_add(asset=asset, payload=json_body(request))
     return 201, {"id": str(asset.oracle_prediction_id), "predicted_asset_id": str(asset.id), "shadow": True}
