@@ -29,11 +29,12 @@ VIEWS = {"grid": "Grid", "table": "Table", "details": "Details"}
 PAGE_SIZE = 48
 
 
-def _queue_state(request) -> dict:
-    sort = request.GET.get("sort") or DEFAULT_SORT
-    view = request.GET.get("view") or "grid"
+def _queue_state(params) -> dict:
+    """The queue's query, sort and view, from a page's GET parameters or a bulk action's form."""
+    sort = params.get("sort") or DEFAULT_SORT
+    view = params.get("view") or "grid"
     return {
-        "q": request.GET.get("q", "").strip(),
+        "q": params.get("q", "").strip(),
         "sort": sort if sort in SORTS else DEFAULT_SORT,
         "view": view if view in VIEWS else "grid",
     }
@@ -54,7 +55,7 @@ def _query_error(error: ValidationFailed, query: str) -> dict:
 @vary_on_headers("HX-Request")
 def queue(request, deployment_id):
     deployment, membership = deployment_for_page(request, deployment_id)
-    state = _queue_state(request)
+    state = _queue_state(request.GET)
     context = {
         "deployment": deployment,
         "membership": membership,
@@ -94,7 +95,7 @@ def queue(request, deployment_id):
 @require_GET
 def queue_count(request, deployment_id):
     deployment, _ = deployment_for_page(request, deployment_id)
-    state = _queue_state(request)
+    state = _queue_state(request.GET)
     try:
         count = predicted_assets_matching(deployment=deployment, query=state["q"]).count()
     except ValidationFailed:
@@ -107,7 +108,7 @@ def queue_count(request, deployment_id):
 def queue_new(request, deployment_id):
     """How many assets matching the query arrived since the page was opened (polled while it is open)."""
     deployment, _ = deployment_for_page(request, deployment_id)
-    state = _queue_state(request)
+    state = _queue_state(request.GET)
     try:
         opened_at = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
         new = predicted_assets_matching(deployment=deployment, query=state["q"]).filter(created_at__gt=opened_at).count()
@@ -139,7 +140,7 @@ def asset_detail(request, deployment_id, asset_id):
         "shadow_shapes": display_shapes(shadow.shapes, labels=labels, min_threshold=0) if shadow else [],
         "champion_shapes": display_shapes(predictions[False].shapes, labels=labels, min_threshold=0)
         if False in predictions else [],
-        "state_query": urlencode(_queue_state(request)),
+        "state_query": urlencode(_queue_state(request.GET)),
     }
     return render(request, "reviews/asset_detail.html", context)
 
@@ -152,7 +153,7 @@ def review_tool(request, deployment_id, asset_id):
         predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
         pk=asset_id,
     )
-    state = _queue_state(request)
+    state = _queue_state(request.GET)
     following = next_asset(deployment=deployment, asset=asset, query=state["q"], order=state["sort"])
     state_query = urlencode(state)
     data = review_tool_data(deployment=deployment, asset=asset)
@@ -192,7 +193,7 @@ def review_save(request, deployment_id, asset_id):
 def _selection(request, deployment):
     """The queue's state and the assets a bulk action applies to: the ticked ones, or all matching the query."""
     params = request.POST if request.method == "POST" else request.GET
-    state = {"q": params.get("q", "").strip(), "sort": params.get("sort") or DEFAULT_SORT, "view": params.get("view") or "grid"}
+    state = _queue_state(params)
     everything = params.get("scope") == "all"
     assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
     if not everything:
@@ -207,7 +208,7 @@ def queue_bulk_accept(request, deployment_id):
         params, state, everything, assets = _selection(request, deployment)
         min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
     except (ValueError, ValidationFailed):
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
     if request.method == "POST":
         accepted = bulk_accept(deployment=deployment, assets=assets, reviewer=request.user, min_score=min_score)
         return render(request, "reviews/bulk_accept.html", {
@@ -233,7 +234,7 @@ def queue_submit(request, deployment_id):
     try:
         params, state, everything, assets = _selection(request, deployment)
     except ValidationFailed:
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
     context = {"deployment": deployment, "state": state, "state_query": urlencode(state), "everything": everything,
                "asset_ids": params.getlist("asset"), "versions": feedback_loop_versions(deployment=deployment),
                "loop": feedback_loop_of(deployment=deployment)}

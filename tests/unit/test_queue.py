@@ -99,3 +99,21 @@ def test_sdk_order_list_is_accepted_as_json_of_one(client, assets, api_tokens):
                           HTTP_AUTHORIZATION=f"Bearer {api_tokens['admin']}")
     stamps = [item["timestamp"] for item in json.loads(response.content)["items"]]
     assert stamps == sorted(stamps, reverse=True)
+
+
+def test_submit_page_says_why_nothing_can_be_submitted(client, assets, users):
+    client.force_login(users["labeler"])
+    url = f"/deployments/{assets.id}/queue/submit"
+    page = client.get(url, {"scope": "all"}).content.decode()
+    assert "The feedback loop is not ready" in page and "no feedback loop yet" in page
+
+    from dashboard.services.datasets import dataset_create, dataset_version_create
+    from dashboard.services.feedback_loop import feedback_loop_setup
+
+    version = dataset_version_create(dataset=dataset_create(organization=assets.organization, name="d"),
+                                     version="v1", type=assets.type)
+    feedback_loop_setup(deployment=assets, dataset_version=version)
+    assert "Nothing to submit" in client.get(url, {"scope": "all"}).content.decode()
+    response = client.post(url, {"scope": "all"})
+    assert "Nothing was submitted" in response.content.decode()
+    assert not PredictedAsset.objects.filter(deployment=assets, status="SUBMITTED").exists()
