@@ -27,6 +27,9 @@
   const undoStack = [];
   const redoStack = [];
   const view = { scale: 1, x: 0, y: 0 };
+  // Shapes are in the prediction's declared width × height; Annotorious draws in the image file's own pixels.
+  // The two differ when a client declared another size than the file it sent (the API warns, and accepts it).
+  const imageScale = { x: 1, y: 1 };
 
   function sourceShapes(name) {
     if (name === "champion") return data.champion;
@@ -61,10 +64,10 @@
   function toAnnotation(shape) {
     let selector;
     if (shape.type === "rectangle") {
-      const { x, y, w, h } = shape;
+      const [x, y, w, h] = [shape.x * imageScale.x, shape.y * imageScale.y, shape.w * imageScale.x, shape.h * imageScale.y];
       selector = { type: "RECTANGLE", geometry: { x, y, w, h, bounds: { minX: x, minY: y, maxX: x + w, maxY: y + h } } };
     } else {
-      const points = shape.points.map((point) => [point[0], point[1]]);
+      const points = shape.points.map((point) => [point[0] * imageScale.x, point[1] * imageScale.y]);
       selector = { type: "POLYGON", geometry: { points, bounds: bounds(points) } };
     }
     return { id: shape.id, bodies: [], target: { annotation: shape.id, selector } };
@@ -77,18 +80,20 @@
   function geometryOf(annotation) {
     const selector = annotation.target.selector;
     const geometry = selector.geometry;
+    const sx = imageScale.x;
+    const sy = imageScale.y;
     if (selector.type === "RECTANGLE") {
-      const x = clamp(round(geometry.x), 0, data.width);
-      const y = clamp(round(geometry.y), 0, data.height);
+      const x = clamp(round(geometry.x / sx), 0, data.width);
+      const y = clamp(round(geometry.y / sy), 0, data.height);
       return {
         type: "rectangle", x, y,
-        w: Math.max(0.01, round(Math.min(geometry.x + geometry.w, data.width) - x)),
-        h: Math.max(0.01, round(Math.min(geometry.y + geometry.h, data.height) - y)),
+        w: Math.max(0.01, round(Math.min((geometry.x + geometry.w) / sx, data.width) - x)),
+        h: Math.max(0.01, round(Math.min((geometry.y + geometry.h) / sy, data.height) - y)),
       };
     }
     return {
       type: "polygon",
-      points: geometry.points.map((point) => [clamp(round(point[0]), 0, data.width), clamp(round(point[1]), 0, data.height)]),
+      points: geometry.points.map((point) => [clamp(round(point[0] / sx), 0, data.width), clamp(round(point[1] / sy), 0, data.height)]),
     };
   }
 
@@ -333,6 +338,7 @@
     background.setAttribute("href", image.currentSrc || image.src);
     background.setAttribute("width", data.width);
     background.setAttribute("height", data.height);
+    background.setAttribute("preserveAspectRatio", "none"); // stretched like the tool's image, whatever its own size
     const drawn = (list || []).filter((shape) => shape.type !== "classification").map((shape) => {
       const element = document.createElementNS(ns, shape.type === "rectangle" ? "rect" : "polygon");
       if (shape.type === "rectangle") {
@@ -556,9 +562,14 @@
   // --- start ----------------------------------------------------------------------------------------------
 
   function start() {
+    imageScale.x = image.naturalWidth / data.width;
+    imageScale.y = image.naturalHeight / data.height;
     fit();
     if (!classification) {
       annotator = window.Annotorious.createImageAnnotator(image, { drawingEnabled: false });
+      // Stretched over the image like the image over its declared size, so the axes scale apart as Annotorious
+      // maps pointer positions (it would letterbox a file whose proportions differ from the declared ones).
+      annotator.element.querySelectorAll("svg").forEach((svg) => svg.setAttribute("preserveAspectRatio", "none"));
       new MutationObserver(colorShapes).observe(annotator.element, { childList: true, subtree: true });
       annotator.on("createAnnotation", (annotation) => {
         if (silent) return;

@@ -237,3 +237,32 @@ def test_polygon_vertex_moves(page, live_server, users, frames):
     assert len(polygon["points"]) == 4
     assert [340, 60] == pytest.approx(polygon["points"][1], abs=3)
     assert polygon["points"][0] == [100, 100]
+
+
+def test_shapes_stay_in_declared_pixels_when_the_file_has_another_size(page, live_server, users, deployments,
+                                                                        monitor_payload, jpeg_bytes, screenshot_dir):
+    # The client declared 800×600 but sent a 1000×1000 file: the API accepts it with a warning, and the shapes
+    # are in the declared space. The tool must draw them there and save edits there.
+    payload = monitor_payload("OBJECT_DETECTION", image=jpeg_bytes(1000, 1000, seed=5), width=WIDTH, height=HEIGHT,
+                              raw_predictions=BOXES)
+    asset = prediction_ingest(deployment=deployments["OBJECT_DETECTION"], payload=payload).asset
+    log_in(page, live_server, "labeler")
+    open_tool(page, live_server, asset)
+    # The car box (80, 100, 250×200 declared) is drawn where its declared position falls over the stretched image.
+    car = page.locator(".a9s-annotationlayer g[data-id] rect.a9s-inner").first
+    drawn = car.bounding_box()
+    left, top = screen_point(page, 80, 100)
+    right, bottom = screen_point(page, 330, 300)
+    assert (drawn["x"], drawn["y"]) == pytest.approx((left, top), abs=3)
+    assert (drawn["x"] + drawn["width"], drawn["y"] + drawn["height"]) == pytest.approx((right, bottom), abs=3)
+    page.screenshot(path=str(screenshot_dir / "review-tool-declared-size.png"))
+    # Dragged by 40 declared pixels right and 30 down, it is saved 40 and 30 further, same size.
+    page.mouse.click(*screen_point(page, 200, 200))
+    page.mouse.move(*screen_point(page, 200, 200))
+    page.mouse.down()
+    page.mouse.move(*screen_point(page, 240, 230), steps=6)
+    page.mouse.up()
+    page.keyboard.press("r")
+    page.wait_for_url(re.compile(r"/queue/"))
+    moved = next(shape for shape in saved(asset).reviewed_shapes if shape["label_id"] == 1)
+    assert (moved["x"], moved["y"], moved["w"], moved["h"]) == pytest.approx((120, 130, 250, 200), abs=2)
