@@ -21,6 +21,7 @@ from dashboard.selectors.datasets import (
     feedback_loop_of, feedback_loop_versions, training_data_of, versions_with_counts,
 )
 from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create, export_job_create
+from dashboard.services.deployments import PALETTE
 from dashboard.services.feedback_loop import (
     feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_toggle, training_data_disable,
     training_data_set,
@@ -76,6 +77,9 @@ def dataset_version_detail(request, version_id):
         "version": version,
         "is_admin": membership.allows(Role.ADMIN),
         "asset_count": version.assets.count(),
+        # The legend of the drawn shapes: each class in the colour dataset_asset_cards draws it with.
+        "labels": [{"class_id": key, "name": name, "color": PALETTE[int(key) % len(PALETTE)]}
+                   for key, name in sorted(version.labels.items(), key=lambda item: int(item[0]))],
         "cards": dataset_asset_cards(version=version),
         "jobs": export_jobs_of(version=version),
     }
