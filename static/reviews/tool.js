@@ -178,8 +178,8 @@
       const box = shape.type === "rectangle" ? { minX: shape.x, minY: shape.y } : bounds(shape.points);
       chip.className = "shape-label" + (shape.id === selected ? " selected" : "");
       chip.textContent = shape.score == null ? label.name : `${label.name} ${shape.score.toFixed(2)}`;
-      chip.style.left = `${box.minX}px`;
-      chip.style.top = `${box.minY}px`;
+      chip.style.setProperty("--x", String(box.minX));
+      chip.style.setProperty("--y", String(box.minY));
       chip.style.backgroundColor = label.color;
       return chip;
     }));
@@ -384,12 +384,14 @@
     dialog.showModal();
   }
 
-  // --- zoom and pan: Annotorious v3 has none, so the image and its layers sit in a CSS-transformed canvas ------
+  // --- zoom and pan: Annotorious v3 has none. Zoom sizes the image (Annotorious follows its size, so handles and
+  // strokes keep their screen size; a CSS scale would magnify them); pan moves the canvas. ----------------------
 
   function applyView() {
-    canvas.style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
-    // Chips keep their screen size whatever the zoom.
-    canvas.style.setProperty("--inverse-scale", String(1 / view.scale));
+    canvas.style.transform = `translate(${view.x}px, ${view.y}px)`;
+    image.style.width = `${data.width * view.scale}px`;
+    image.style.height = `${data.height * view.scale}px`;
+    canvas.style.setProperty("--zoom", String(view.scale)); // places the chips, which keep their screen size
     document.getElementById("zoom-chip").textContent = `${Math.round(view.scale * 100)}%`;
   }
 

@@ -266,3 +266,27 @@ def test_shapes_stay_in_declared_pixels_when_the_file_has_another_size(page, liv
     page.wait_for_url(re.compile(r"/queue/"))
     moved = next(shape for shape in saved(asset).reviewed_shapes if shape["label_id"] == 1)
     assert (moved["x"], moved["y"], moved["w"], moved["h"]) == pytest.approx((120, 130, 250, 200), abs=2)
+
+
+def test_zooming_in_keeps_handles_their_screen_size(page, live_server, users, frames):
+    # A labeler zooms in to place points precisely: the handles must not grow with the image.
+    raw = {"detection_classes": [1], "detection_scores": [0.9],
+           "detection_masks": [[[100, 100], [300, 90], [320, 260], [120, 280]]]}
+    (asset,) = frames("SEGMENTATION", raw)
+    log_in(page, live_server, "labeler")
+    open_tool(page, live_server, asset)
+    page.keyboard.press("Tab")  # selects the polygon: its handles appear
+    handle = page.locator(".a9s-handle").first
+    expect(handle).to_be_visible()
+    before = handle.bounding_box()["width"]
+    zoom = page.locator("#zoom-chip").inner_text()
+    for _ in range(4):
+        page.keyboard.press("+")
+    expect(page.locator("#zoom-chip")).not_to_have_text(zoom)
+    assert page.locator("#tool-image").bounding_box()["width"] > 2 * WIDTH  # the image did grow
+    # Annotorious redraws its handles on its next frame after the resize: read them once it has.
+    widths = []
+    for _ in range(20):
+        page.wait_for_timeout(50)
+        widths.append(handle.bounding_box()["width"])
+    assert widths[-1] == pytest.approx(before, abs=1), widths
