@@ -36,11 +36,13 @@ def asset_reviews(request: HttpRequest, asset_id):
     body = require_fields(json_body(request))
     shapes = shapes_from_wire(body)
     try:
-        saved = review_submit(asset_id=asset.pk, reviewer=request.api_user, shapes=shapes,
-                              expected_version=body.get("expected_version"))
+        review_submit(asset_id=asset.pk, reviewer=request.api_user, shapes=shapes,
+                      expected_version=body.get("expected_version"))
     except ValidationFailed as error:
         # Name the client's own fields (rectangles[0].x), not the service's flattened list (shapes[0].x).
         raise ValidationFailed.from_errors([_wire_field(error_item, body) for error_item in error.errors]) from None
+    # The whole asset as it now stands, for its representation (the service returns only what it wrote).
+    saved = PredictedAsset.objects.select_related("data", "deployment").prefetch_related("predictions").get(pk=asset.pk)
     return 201, asset_json(saved, request)
 
 

@@ -1,7 +1,7 @@
 """Writes of the review tool: saving one asset's reviewed shapes under optimistic locking, and bulk accepting."""
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Subquery
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -106,8 +106,14 @@ def _conflict(asset_id) -> Conflict:
 def review_submit(
     *, asset_id, reviewer: AbstractBaseUser, shapes, expected_version: int | None, kind: str = ReviewKind.REVIEW
 ) -> PredictedAsset:
-    """Save the reviewer's shapes if the asset is still at `expected_version` (None: whatever it is now)."""
-    asset = PredictedAsset.objects.select_related("deployment").filter(pk=asset_id).first()
+    """Save the reviewer's shapes if the asset is still at `expected_version` (None: whatever it is now).
+
+    Returns the asset as saved: its review fields (status, version, reviewed_shapes, reviewed_by, reviewed_at)
+    hold what was written; other fields are read only if asked for. A caller that shows more reads it again.
+    """
+    # Only what validation and the write need: not the stored review, which can be thousands of shapes of JSON.
+    asset = (PredictedAsset.objects.select_related("deployment")
+             .only("version", "width", "height", "deployment__type").filter(pk=asset_id).first())
     if asset is None:
         raise NotFound(f"predicted asset {asset_id} not found")
     if expected_version is None:
@@ -115,21 +121,29 @@ def review_submit(
     elif not isinstance(expected_version, int) or isinstance(expected_version, bool):
         raise ValidationFailed.from_errors([FieldError("expected_version", "must be an integer")])
     clean = shapes_validate(shapes=shapes, deployment=asset.deployment, width=asset.width, height=asset.height)
+    now = timezone.now()
     with transaction.atomic():
-        if not _update_if_current(asset_id=asset.pk, version=expected_version, shapes=clean, reviewer=reviewer):
+        if not _update_if_current(asset_id=asset.pk, version=expected_version, shapes=clean, reviewer=reviewer,
+                                  now=now):
             raise _conflict(asset.pk)
-        Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=kind, shapes=clean,
+        # The history row copies, inside the database, the shapes the UPDATE just stored (its lock holds them till
+        # the commit): the JSON is not encoded, sent and parsed a second time.
+        stored = PredictedAsset.objects.filter(pk=asset.pk).values("reviewed_shapes")
+        Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=kind, shapes=Subquery(stored),
                               based_on_version=expected_version)
-    return PredictedAsset.objects.select_related("data", "deployment").prefetch_related("predictions").get(pk=asset.pk)
+    # The UPDATE matched `expected_version`, so what the row now holds is known without reading it back.
+    asset.status, asset.version, asset.reviewed_shapes = AssetStatus.REVIEWED, expected_version + 1, clean
+    asset.reviewed_by, asset.reviewed_at = reviewer, now
+    return asset
 
 
-def _update_if_current(*, asset_id, version: int, shapes: list[dict], reviewer) -> bool:
+def _update_if_current(*, asset_id, version: int, shapes: list[dict], reviewer, now=None) -> bool:
     # One conditional UPDATE: the row lock it takes makes the version check and the write one step.
     return bool(
         PredictedAsset.objects.filter(pk=asset_id, version=version)
         .exclude(status=AssetStatus.SUBMITTED)
         .update(reviewed_shapes=shapes, status=AssetStatus.REVIEWED, version=F("version") + 1,
-                reviewed_by=reviewer, reviewed_at=timezone.now())
+                reviewed_by=reviewer, reviewed_at=now or timezone.now())
     )
 
 
