@@ -188,8 +188,6 @@ def review_save(request, deployment_id, asset_id):
     return JsonResponse({"version": asset.version, "status": asset.status})
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
 def _selection(request, deployment):
     """The queue's state and the assets a bulk action applies to: the ticked ones, or all matching the query."""
     params = request.POST if request.method == "POST" else request.GET
@@ -201,6 +199,8 @@ def _selection(request, deployment):
     return params, state, everything, assets
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
 def queue_bulk_accept(request, deployment_id):
     """Accept as predicted: GET confirms how many assets the selection holds, POST accepts them."""
     deployment, _ = deployment_for_page(request, deployment_id)
@@ -220,6 +220,7 @@ def queue_bulk_accept(request, deployment_id):
         "min_score": min_score,
         "everything": everything,
         "asset_ids": params.getlist("asset"),
+        "nothing_ticked": not everything and not params.getlist("asset"),
         "state": state,
         "state_query": urlencode(state),
     }
@@ -236,7 +237,8 @@ def queue_submit(request, deployment_id):
     except ValidationFailed:
         return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
     context = {"deployment": deployment, "state": state, "state_query": urlencode(state), "everything": everything,
-               "asset_ids": params.getlist("asset"), "versions": feedback_loop_versions(deployment=deployment),
+               "asset_ids": params.getlist("asset"), "nothing_ticked": not everything and not params.getlist("asset"),
+               "versions": feedback_loop_versions(deployment=deployment),
                "loop": feedback_loop_of(deployment=deployment)}
     if request.method == "POST":
         try:

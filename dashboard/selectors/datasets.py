@@ -72,7 +72,6 @@ def dataset_asset_cards(*, version: DatasetVersion, limit: int = 60) -> list[dic
     cards = []
     for asset in assets[:limit]:
         shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
-        shapes = [{**shape, "score": shape.get("score", 1.0)} for shape in shapes]
         cards.append({"asset": asset, "shapes": display_shapes(shapes, labels=labels, min_threshold=0.0)})
     return cards
 

@@ -13,10 +13,13 @@ def status_counts(deployment: Deployment) -> dict:
 
 
 def display_shapes(shapes: list[dict], *, labels: dict[int, dict], min_threshold: float) -> list[dict]:
-    """Shapes above the deployment's threshold, with what a picture of them needs (colour, name, SVG points)."""
+    """Shapes above the deployment's threshold, with what a picture of them needs (colour, name, SVG points).
+
+    A shape without a score (a person's annotation or edit) is always shown.
+    """
     shown = []
     for shape in shapes:
-        if shape["score"] < min_threshold:
+        if shape.get("score") is not None and shape["score"] < min_threshold:
             continue
         label = labels.get(shape["label_id"], {"name": f"class {shape['label_id']}", "color": "#888888"})
         item = {**shape, "label": label["name"], "color": label["color"]}

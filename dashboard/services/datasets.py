@@ -178,7 +178,7 @@ def _coco_categories(categories, errors: list[FieldError]) -> dict[int, str]:
 def _coco_shapes(annotation: dict, inference_type: str) -> list[dict]:
     label_id = annotation["category_id"]
     if inference_type == InferenceType.CLASSIFICATION:
-        return [{"type": "classification", "label_id": label_id, "score": 1.0}]
+        return [{"type": "classification", "label_id": label_id}]
     segmentation = annotation.get("segmentation")
     if inference_type == InferenceType.SEGMENTATION and segmentation:
         if not isinstance(segmentation, list):
@@ -189,13 +189,13 @@ def _coco_shapes(annotation: dict, inference_type: str) -> list[dict]:
                     or not all(_finite(v) for v in polygon)):
                 raise ValueError("a segmentation polygon is a flat list of at least 3 x, y pairs")
             points = [[polygon[i], polygon[i + 1]] for i in range(0, len(polygon), 2)]
-            shapes.append({"type": "polygon", "label_id": label_id, "score": 1.0, "points": points})
+            shapes.append({"type": "polygon", "label_id": label_id, "points": points})
         return shapes
     bbox = annotation.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
         raise ValueError("bbox must be [x, y, width, height] with a width and height >= 0")
     x, y, w, h = bbox
-    return [{"type": "rectangle", "label_id": label_id, "score": 1.0, "x": x, "y": y, "w": w, "h": h}]
+    return [{"type": "rectangle", "label_id": label_id, "x": x, "y": y, "w": w, "h": h}]
 
 
 def _finite(value) -> bool:

@@ -1,4 +1,5 @@
-// Keyboard shortcuts of the review queue: / search, g t d views, j k move, Enter open, r review, Backspace back to the queue.
+// Keyboard shortcuts of the review queue: / search, g t d views, j k move, x tick, Enter open, r review,
+// Backspace back to the queue.
 (function () {
   "use strict";
 
@@ -43,6 +44,9 @@
       select(selectedIndex() + 1);
     } else if (event.key === "k") {
       select(selectedIndex() - 1);
+    } else if (event.key === "x" && selectedIndex() >= 0) {
+      const box = assets()[selectedIndex()].querySelector('input[name="asset"]');
+      if (box) box.checked = !box.checked;
     } else if (event.key === "Enter" && selectedIndex() >= 0) {
       assets()[selectedIndex()].querySelector("a.open")?.click();
     } else if (event.key === "r" && selectedIndex() >= 0) {

@@ -84,7 +84,18 @@ def test_labeler_works_the_queue(page, live_server, users, queue, screenshot_dir
     page.wait_for_url(re.compile(r"view=details"))
     assert page.locator("#results .detail-card").count() == ASSETS // 5
 
-    # j selects the first asset and Enter opens it.
+    # j selects the first asset, x ticks it (twice: untick), and the bulk action takes the ticked one.
+    page.keyboard.press("j")
+    ticked = page.locator("#results .asset.selected input[name=asset]")
+    page.keyboard.press("x")
+    expect(ticked).to_be_checked()
+    page.keyboard.press("x")
+    expect(ticked).not_to_be_checked()
+    page.keyboard.press("x")
+    page.click("[data-testid=bulk-accept]")
+    expect(page.locator("h1")).to_have_text("Accept 1 prediction as predicted?")
+    page.go_back()
+    # Enter opens the selected asset.
     page.keyboard.press("j")
     expected = page.locator("#results .asset.selected .filename").inner_text()
     page.keyboard.press("Enter")

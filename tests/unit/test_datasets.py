@@ -1,6 +1,7 @@
 """Datasets: creation, COCO import (all or nothing), COCO and YOLO exports read back, export jobs, the pages and API."""
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -83,8 +84,8 @@ def test_coco_import_stores_images_once_and_boxes_as_rectangles(version, coco_im
     assets = list(version.assets.select_related("annotation", "data").order_by("filename"))
     assert [a.filename for a in assets] == ["img1.jpg", "img2.jpg", "img3.jpg"]
     assert assets[0].annotation.shapes == [
-        {"type": "rectangle", "label_id": 1, "score": 1.0, "x": 4.0, "y": 6.0, "w": 20.0, "h": 10.0},
-        {"type": "rectangle", "label_id": 2, "score": 1.0, "x": 30, "y": 20, "w": 8.5, "h": 12},
+        {"type": "rectangle", "label_id": 1, "x": 4.0, "y": 6.0, "w": 20.0, "h": 10.0},
+        {"type": "rectangle", "label_id": 2, "x": 30, "y": 20, "w": 8.5, "h": 12},
     ]
     assert assets[0].data.source == "dataset" and (assets[0].width, assets[0].height) == (64, 48)
     # The same bytes imported again (another version) share their Data row.
@@ -103,7 +104,7 @@ def test_coco_polygons_become_polygon_shapes_in_a_segmentation_version(organizat
     version = dataset_version_create(dataset=dataset, version="v1", type=SEG)
     dataset_import_coco(version=version, coco=coco_file(1, segmentation=True), images=coco_images(1))
     shapes = version.assets.get().annotation.shapes
-    assert shapes[0] == {"type": "polygon", "label_id": 1, "score": 1.0, "points": [[4, 6], [24, 6], [24, 16], [4, 16]]}
+    assert shapes[0] == {"type": "polygon", "label_id": 1, "points": [[4, 6], [24, 6], [24, 16], [4, 16]]}
     # An annotation without segmentation keeps its box.
     assert shapes[1]["type"] == "rectangle"
 
@@ -261,6 +262,8 @@ def test_dataset_pages_list_versions_and_draw_annotations(client, users, version
     page = client.get(f"/datasets/versions/{version.id}/")
     assert page.status_code == 200
     assert page.content.count(b"<rect ") == 4 and b"Import COCO" not in page.content
+    # A person's annotation has no confidence: its tooltip is the class alone, no made-up score.
+    assert re.findall(rb"<title>([^<]*)</title>", page.content)[1:3] == [b"car", b"person"]  # [0]: the page title
 
 
 def test_admin_creates_a_dataset_and_imports_coco_through_the_page(client, users, organization, coco_images):

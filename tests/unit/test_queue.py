@@ -114,6 +114,8 @@ def test_submit_page_says_why_nothing_can_be_submitted(client, assets, users):
                                      version="v1", type=assets.type)
     feedback_loop_setup(deployment=assets, dataset_version=version)
     assert "Nothing to submit" in client.get(url, {"scope": "all"}).content.decode()
+    # Nothing ticked is told apart from nothing reviewed: the labeler is told how to choose.
+    assert "No prediction ticked" in client.get(url, {"scope": "selected"}).content.decode()
     response = client.post(url, {"scope": "all"})
     assert "Nothing was submitted" in response.content.decode()
     assert not PredictedAsset.objects.filter(deployment=assets, status="SUBMITTED").exists()

@@ -159,6 +159,19 @@ def test_bulk_accept_pages_confirm_then_accept(client, ingest, users, deployment
     done = client.post(url, {"scope": "all", "q": "", "min_score": "0.1"})
     assert b"3 predictions accepted" in done.content
     assert PredictedAsset.objects.filter(status=AssetStatus.REVIEWED).count() == 3
+    assert b"No prediction ticked" in client.get(url, {"scope": "selected"}).content
+
+
+def test_bulk_pages_send_a_visitor_to_log_in_and_refuse_other_methods(client, ingest, users, deployments):
+    ingest()
+    for action in ("accept", "submit"):
+        url = f"/deployments/{deployments[DET].id}/queue/{action}"
+        response = client.post(url, {"scope": "all"})
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+        client.force_login(users["labeler"])
+        assert client.put(url).status_code == 405
+        client.logout()
+    assert not PredictedAsset.objects.filter(status=AssetStatus.REVIEWED).exists()
 
 
 def test_outsider_gets_404_on_tool_pages(client, ingest, outsider, deployments):
