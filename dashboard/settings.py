@@ -138,6 +138,7 @@ LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", 20 * 1024 * 
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", 50_000_000))
 LOUPE_JWT_LIFETIME_SECONDS = int(os.environ.get("LOUPE_JWT_LIFETIME_SECONDS", 3600))
 LOUPE_THUMBNAIL_SIZE = 320
+LOUPE_EXPORT_KEEP_DAYS = float(os.environ.get("LOUPE_EXPORT_KEEP_DAYS", "7"))  # export zips, then deleted
 # How many of a deployment's first predictions make its outlier reference until a training set is given.
 LOUPE_OUTLIER_REFERENCE_SIZE = int(os.environ.get("LOUPE_OUTLIER_REFERENCE_SIZE", 200))
 
@@ -169,6 +170,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOUPE_VAR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "thumbnails-backfill": {"task": "dashboard.tasks.data_thumbnails_backfill", "schedule": 300.0},
+    "export-jobs-cleanup": {"task": "dashboard.tasks.export_jobs_cleanup", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -1,11 +1,13 @@
 """Celery tasks of the core: thin, idempotent wrappers that take ids and call a service."""
+import datetime as dt
+
 from celery import shared_task
 from django.conf import settings
 
 from dashboard.models import Data, Deployment, ExportJob
 from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier  # noqa: F401  (registers them)
 from dashboard.services.datalake import data_thumbnail_make
-from dashboard.services.datasets import export_job_run
+from dashboard.services.datasets import export_job_run, export_jobs_expire
 from dashboard.services.feedback_loop import training_data_compute
 
 
@@ -38,3 +40,9 @@ def dataset_version_export_task(job_id: str) -> str | None:
     """Zip a dataset version for an ExportJob and store the file; the job row tells the progress."""
     job = ExportJob.objects.select_related("version__dataset").filter(pk=job_id).first()
     return export_job_run(job=job).status if job is not None else None
+
+
+@shared_task(expires=3000)
+def export_jobs_cleanup() -> int:
+    """Delete export zips older than LOUPE_EXPORT_KEEP_DAYS; beat runs it every hour."""
+    return export_jobs_expire(older_than=dt.timedelta(days=settings.LOUPE_EXPORT_KEEP_DAYS))

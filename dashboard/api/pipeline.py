@@ -1,8 +1,8 @@
 """The data-pipeline API: datasets and their versions, the feedback loop, the training-data reference, exports."""
-import re
+import tempfile
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest
 
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.errors import FieldError, ValidationFailed
@@ -13,7 +13,7 @@ from dashboard.selectors.datasets import (
     dataset_for_member, dataset_version_for_member, dataset_version_in, datasets_visible_to, feedback_loop_of,
     feedback_loop_versions, training_data_of, versions_with_counts,
 )
-from dashboard.services.datasets import dataset_version_export as export_zip
+from dashboard.services.datasets import dataset_version_export as export_zip, export_filename
 from dashboard.services.feedback_loop import (
     feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_submit, feedback_loop_toggle,
     training_data_disable, training_data_set,
@@ -78,10 +78,15 @@ def dataset_version_export(request: HttpRequest, version_id):
     """GET ?format=coco|yolo -> the version as a zip; errors are JSON like the rest of the API."""
     version = dataset_version_for_member(user=request.api_user, version_id=version_id)
     export_format = request.GET.get("format", "coco")
-    content = export_zip(version=version, format=export_format)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{version.dataset.name}-{version.version}-{export_format}")
-    return HttpResponse(content, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
+    zipped = tempfile.TemporaryFile()  # FileResponse streams it, then closes (so deletes) it
+    try:
+        export_zip(version=version, format=export_format, target=zipped)
+    except BaseException:
+        zipped.close()
+        raise
+    zipped.seek(0)
+    return FileResponse(zipped, content_type="application/zip", as_attachment=True,
+                        filename=export_filename(version, export_format))
 
 
 # Feedback loop

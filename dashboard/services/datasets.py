@@ -1,15 +1,19 @@
 """Writes to datasets: creating datasets and versions, importing COCO files, and exporting versions as COCO or YOLO zips."""
-import io
+import datetime as dt
 import json
 import math
 import posixpath
 import re
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable
+from typing import BinaryIO
 
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from dashboard.errors import ApiError, Conflict, FieldError, ValidationFailed
 from dashboard.models import (
@@ -206,9 +210,10 @@ def _finite(value) -> bool:
 
 
 def dataset_version_export(
-    *, version: DatasetVersion, format: str, progress: Callable[[float], None] | None = None
-) -> bytes:
-    """The version as a zip: COCO (annotations.json, images/) or YOLO (labels/<stem>.txt, images/, data.yaml)."""
+    *, version: DatasetVersion, format: str, target: BinaryIO, progress: Callable[[float], None] | None = None
+) -> None:
+    """Write the version as a zip into `target` (a file, so a large version never sits in memory whole):
+    COCO (annotations.json, images/) or YOLO (labels/<stem>.txt, images/, data.yaml)."""
     if format not in ExportFormat.values:
         raise ValidationFailed.from_errors([FieldError("format", f"must be one of {', '.join(ExportFormat.values)}")])
     if format == ExportFormat.YOLO and version.type == InferenceType.CLASSIFICATION:
@@ -218,17 +223,16 @@ def dataset_version_export(
     class_ids = sorted({int(key) for key in version.labels})
     assets = version.assets.select_related("data", "annotation").order_by("created_at", "filename", "id")
     total = assets.count()
-    buffer = io.BytesIO()
     coco = {"images": [], "annotations": [], "categories": [
         {"id": class_id, "name": version.labels[str(class_id)], "supercategory": ""} for class_id in class_ids
     ]}
     taken: set[str] = set()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
         for index, asset in enumerate(assets.iterator(chunk_size=200), start=1):
             stem = _unique_stem(asset.filename, taken)
             name = f"{stem}.{EXTENSIONS.get(asset.data.content_type, 'jpg')}"
-            with default_storage.open(asset.data.image.name, "rb") as file:
-                archive.writestr(f"images/{name}", file.read())
+            with default_storage.open(asset.data.image.name, "rb") as file, archive.open(f"images/{name}", "w") as entry:
+                shutil.copyfileobj(file, entry)
             shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
             if format == ExportFormat.COCO:
                 coco["images"].append({"id": index, "file_name": name, "width": asset.width, "height": asset.height})
@@ -249,7 +253,6 @@ def dataset_version_export(
             ids = "".join(f"#   {i}: class id {c}\n" for i, c in enumerate(class_ids))
             archive.writestr("data.yaml", f"# YOLO class index -> Loupe class id:\n{ids}path: .\ntrain: images\n"
                                           f"val: images\nnc: {len(class_ids)}\nnames:\n{names}")
-    return buffer.getvalue()
 
 
 def _unique_stem(filename: str, taken: set[str]) -> str:
@@ -314,14 +317,30 @@ def export_job_run(*, job: ExportJob) -> ExportJob:
     def progress(share: float) -> None:
         ExportJob.objects.filter(pk=job.pk).update(progress=round(min(share, 1.0) * 0.99, 3))
 
-    try:
-        content = dataset_version_export(version=job.version, format=job.format, progress=progress)
-    except ApiError as error:
-        ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, message=error.message[:500])
-        job.refresh_from_db()
-        return job
-    name = f"{job.version.dataset.name}-{job.version.version}-{job.format}"
-    path = default_storage.save(f"exports/{job.pk}/{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.zip", ContentFile(content))
+    with tempfile.TemporaryFile() as zipped:
+        try:
+            dataset_version_export(version=job.version, format=job.format, target=zipped, progress=progress)
+        except ApiError as error:
+            ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, message=error.message[:500])
+            job.refresh_from_db()
+            return job
+        zipped.seek(0)
+        path = default_storage.save(f"exports/{job.pk}/{export_filename(job.version, job.format)}", File(zipped))
     ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.READY, progress=1.0, file=path)
     job.refresh_from_db()
     return job
+
+
+def export_filename(version: DatasetVersion, format: str) -> str:
+    """A zip's file name, safe in a path and in a Content-Disposition header."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{version.dataset.name}-{version.version}-{format}") + ".zip"
+
+
+def export_jobs_expire(*, older_than: dt.timedelta) -> int:
+    """Delete export jobs (and their zips) made more than `older_than` ago; returns how many went."""
+    expired = list(ExportJob.objects.filter(created_at__lt=timezone.now() - older_than))
+    for job in expired:
+        if job.file:
+            job.file.delete(save=False)
+    ExportJob.objects.filter(pk__in=[job.pk for job in expired]).delete()
+    return len(expired)

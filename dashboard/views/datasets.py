@@ -82,6 +82,7 @@ def dataset_version_detail(request, version_id):
                    for key, name in sorted(version.labels.items(), key=lambda item: int(item[0]))],
         "cards": dataset_asset_cards(version=version),
         "jobs": export_jobs_of(version=version),
+        "keep_days": settings.LOUPE_EXPORT_KEEP_DAYS,
     }
     return render(request, "dashboard/dataset_version.html", context)
 

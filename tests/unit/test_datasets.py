@@ -49,6 +49,13 @@ def unzip(content: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+def export(version, format) -> bytes:
+    """The version's zip, written into a file as the export job and the API do."""
+    target = io.BytesIO()
+    dataset_version_export(version=version, format=format, target=target)
+    return target.getvalue()
+
+
 # ---------------------------------------------------------------- create
 
 
@@ -152,7 +159,7 @@ def test_coco_export_reads_back_with_pycocotools(version, coco_images, tmp_path)
     from pycocotools.coco import COCO
 
     dataset_import_coco(version=version, coco=coco_file(3), images=coco_images(3))
-    files = unzip(dataset_version_export(version=version, format="coco"))
+    files = unzip(export(version, "coco"))
     assert sorted(files) == ["annotations.json", "images/img1.jpg", "images/img2.jpg", "images/img3.jpg"]
     (tmp_path / "annotations.json").write_bytes(files["annotations.json"])
     coco = COCO(str(tmp_path / "annotations.json"))
@@ -169,7 +176,7 @@ def test_coco_export_of_polygons_has_segmentation_and_area(organization, coco_im
 
     version = dataset_version_create(dataset=dataset_create(organization=organization, name="m"), version="v1", type=SEG)
     dataset_import_coco(version=version, coco=coco_file(1, segmentation=True), images=coco_images(1))
-    (tmp_path / "a.json").write_bytes(unzip(dataset_version_export(version=version, format="coco"))["annotations.json"])
+    (tmp_path / "a.json").write_bytes(unzip(export(version, "coco"))["annotations.json"])
     coco = COCO(str(tmp_path / "a.json"))
     polygon = next(a for a in coco.loadAnns(coco.getAnnIds()) if "segmentation" in a)
     assert polygon["segmentation"] == [[4, 6, 24, 6, 24, 16, 4, 16]] and polygon["area"] == 200
@@ -179,7 +186,7 @@ def test_coco_export_of_polygons_has_segmentation_and_area(organization, coco_im
 
 def test_yolo_export_writes_normalized_boxes_and_names(version, coco_images):
     dataset_import_coco(version=version, coco=coco_file(2), images=coco_images(2))
-    files = unzip(dataset_version_export(version=version, format="yolo"))
+    files = unzip(export(version, "yolo"))
     assert sorted(files) == ["data.yaml", "images/img1.jpg", "images/img2.jpg", "labels/img1.txt", "labels/img2.txt"]
     lines = files["labels/img1.txt"].decode().splitlines()
     # (4 + 20/2) / 64, (6 + 10/2) / 48, 20/64, 10/48; class 1 is YOLO index 0.
@@ -195,7 +202,7 @@ def test_yolo_export_takes_a_polygons_bounding_box_and_dedupes_file_names(organi
             "categories": [{"id": 3, "name": "bike"}]}
     images = {"a/frame.jpg": jpeg_bytes(seed=1), "b/frame.jpg": jpeg_bytes(seed=2)}
     dataset_import_coco(version=version, coco=coco, images=images)
-    files = unzip(dataset_version_export(version=version, format="yolo"))
+    files = unzip(export(version, "yolo"))
     assert {"labels/frame.txt", "labels/frame-2.txt", "images/frame.jpg", "images/frame-2.jpg"} <= set(files)
     labels = sorted([files["labels/frame.txt"], files["labels/frame-2.txt"]])
     assert labels == [b"", b"0 0.250000 0.250000 0.500000 0.500000\n"]
@@ -203,11 +210,11 @@ def test_yolo_export_takes_a_polygons_bounding_box_and_dedupes_file_names(organi
 
 def test_export_refuses_unknown_formats_and_yolo_of_classification(organization, version):
     with pytest.raises(ValidationFailed) as caught:
-        dataset_version_export(version=version, format="voc")
+        export(version, "voc")
     assert caught.value.errors[0].field == "format"
     classes = dataset_version_create(dataset=version.dataset, version="c1", type=CLS)
     with pytest.raises(ValidationFailed):
-        dataset_version_export(version=classes, format="yolo")
+        export(classes, "yolo")
 
 
 def test_export_job_writes_the_zip_and_reports_progress(version, coco_images):
@@ -220,6 +227,22 @@ def test_export_job_writes_the_zip_and_reports_progress(version, coco_images):
         assert "labels/img2.txt" in unzip(file.read())
     failed = export_job_run(job=ExportJob.objects.create(version=version, format="voc"))
     assert failed.status == JobStatus.FAILED and "format" in failed.message
+
+
+def test_old_export_jobs_go_with_their_zips(version, coco_images):
+    import datetime as dt
+
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from dashboard.services.datasets import export_jobs_expire
+
+    dataset_import_coco(version=version, coco=coco_file(1), images=coco_images(1))
+    old, recent = (export_job_run(job=ExportJob.objects.create(version=version, format="coco")) for _ in range(2))
+    ExportJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=8))
+    assert export_jobs_expire(older_than=dt.timedelta(days=7)) == 1
+    assert list(ExportJob.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not default_storage.exists(old.file.name) and default_storage.exists(recent.file.name)
 
 
 # ---------------------------------------------------------------- API
@@ -242,8 +265,9 @@ def test_api_export_answers_a_zip_or_a_json_error(client, api_tokens, outsider_t
     auth = {"Authorization": f"Bearer {api_tokens['labeler']}"}
     response = client.get(f"/api/dataset/version/{version.id}/export", {"format": "yolo"}, headers=auth)
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert int(response["Content-Length"]) > 0
     assert response["Content-Disposition"] == 'attachment; filename="roads-v1-yolo.zip"'
-    assert "labels/img1.txt" in unzip(response.content)
+    assert "labels/img1.txt" in unzip(b"".join(response.streaming_content))
     bad = client.get(f"/api/dataset/version/{version.id}/export", {"format": "voc"}, headers=auth)
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "format"
     outsider = client.get(f"/api/dataset/version/{version.id}/export", headers={"Authorization": f"Bearer {outsider_token}"})
