@@ -454,6 +454,15 @@
   window.addEventListener("pointerup", () => {
     pan = null;
     stage.classList.remove("panning");
+    // Annotorious reports an edit only when the shape is deselected: read its store after each gesture, so the
+    // list and the chips follow at once and each drag is its own undo step.
+    if (annotator) {
+      requestAnimationFrame(() => {
+        const steps = undoStack.length;
+        syncFromAnnotator();
+        if (undoStack.length !== steps) render();
+      });
+    }
   });
 
   // --- keyboard -------------------------------------------------------------------------------------------

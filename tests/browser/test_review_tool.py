@@ -230,6 +230,8 @@ def test_polygon_vertex_moves(page, live_server, users, frames):
     page.mouse.down()
     page.mouse.move(*screen_point(page, 340, 60), steps=6)
     page.mouse.up()
+    # The panel follows the edit at once, while the polygon is still selected.
+    expect(page.locator("#shape-list li").first).to_contain_text("polygon edited")
     page.keyboard.press("Escape")
     page.keyboard.press("r")
     page.wait_for_url(re.compile(r"/queue/"))
