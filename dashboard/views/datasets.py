@@ -166,7 +166,7 @@ def feedback_loop_settings(request, deployment_id):
         if not membership.allows(Role.ADMIN):
             raise PermissionDenied("only an admin changes the feedback loop")
         try:
-            _feedback_loop_action(deployment, request.POST)
+            messages.success(request, _feedback_loop_action(deployment, request.POST))
         except ApiError as error:
             messages.error(request, error.message)
         return redirect("feedback-loop", deployment.id)
@@ -186,7 +186,8 @@ def feedback_loop_settings(request, deployment_id):
     return render(request, "dashboard/feedback_loop.html", context)
 
 
-def _feedback_loop_action(deployment, form) -> None:
+def _feedback_loop_action(deployment, form) -> str:
+    """Carry out the form's action; returns what happened, in words for the page."""
     action = form.get("action")
     version = None
     if form.get("dataset_version_id"):
@@ -195,20 +196,26 @@ def _feedback_loop_action(deployment, form) -> None:
                                          version_id=form["dataset_version_id"])
         except (NotFound, ValueError, ValidationError):  # a malformed id is as unknown as a missing one
             raise NotFound("that dataset version was not found") from None
+    name = f"{version.dataset.name} {version.version}" if version is not None else ""
     if action == "setup":
         feedback_loop_setup(deployment=deployment, dataset_version=version)
-    elif action in ("activate", "deactivate"):
+        return "The feedback loop is set up and on."
+    if action in ("activate", "deactivate"):
         feedback_loop_toggle(deployment=deployment, active=action == "activate")
-    elif action == "attach" and version is not None:
+        return "The feedback loop is on." if action == "activate" else "The feedback loop is off: nothing can be submitted."
+    if action == "attach" and version is not None:
         feedback_loop_attach(deployment=deployment, dataset_version=version)
-    elif action == "detach" and version is not None:
+        return f"Attached {name}: submitted predictions are added to it."
+    if action == "detach" and version is not None:
         feedback_loop_detach(deployment=deployment, dataset_version=version)
-    elif action == "training" and version is not None:
+        return f"Detached {name}: what it holds stays in it."
+    if action == "training" and version is not None:
         training_data_set(deployment=deployment, dataset_version=version)
-    elif action == "training-disable":
+        return f"{name} is the training data now: a worker computes its reference, then rescores the predictions."
+    if action == "training-disable":
         training_data_disable(deployment=deployment)
-    else:
-        raise NotFound("choose an action and a dataset version")
+        return "Training data disabled: scores go back to the deployment's own history (rescored in the background)."
+    raise NotFound("choose an action and a dataset version")
 
 
 @login_required

@@ -191,6 +191,7 @@ def test_admin_runs_the_feedback_loop_and_training_data(page, live_server, users
     expect(attached).to_have_count(1)
     expect(attached.first).to_contain_text("roads v1")
     expect(attached.first.locator("td").nth(1)).to_have_text("12")
+    expect(page.locator(".flash-success")).to_have_text("Attached roads v1: submitted predictions are added to it.")
     loop = FeedbackLoop.objects.get(deployment=deployment)
     assert list(loop.dataset_versions.all()) == [roads_version]
     expect(page.get_by_label("Attach")).to_have_count(0)  # nothing else of this type to attach, and it says so
@@ -223,6 +224,17 @@ def test_admin_runs_the_feedback_loop_and_training_data(page, live_server, users
     assert (reference.dataset_version_id, reference.status, reference.progress) == (roads_version.id, JobStatus.READY, 1.0)
     active = OutlierReference.objects.get(deployment=deployment, is_active=True)
     assert active.source == ReferenceSource.TRAINING and active.size == IMAGES
+
+    # Disabling asks first: the button only opens the confirmation.
+    disable = page.get_by_role("button", name="Disable it")
+    expect(disable).to_be_hidden()
+    page.get_by_text("Disable the training data reference…").click()
+    expect(disable).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "feedback-loop-disable.png"), full_page=True)
+    disable.click()
+    expect(page.locator(".flash-success")).to_contain_text("Training data disabled")
+    expect(page.locator("#training")).to_contain_text("None: scores are measured against the deployment's own history")
+    assert not TrainingDataReference.objects.filter(deployment=deployment).exists()
 
 
 def test_labeler_sees_the_feedback_loop_but_cannot_change_it(page, live_server, users, deployments, roads_version):
