@@ -64,13 +64,14 @@ def training_data_of(*, deployment: Deployment) -> TrainingDataReference | None:
     return TrainingDataReference.objects.select_related("dataset_version__dataset").filter(deployment=deployment).first()
 
 
-def dataset_asset_cards(*, version: DatasetVersion, limit: int = 60) -> list[dict]:
-    """What asset_picture.html needs for each of the version's first images: the asset and its shapes, coloured."""
+def dataset_asset_cards(*, version: DatasetVersion, offset: int = 0, limit: int = 60) -> list[dict]:
+    """What asset_picture.html needs for each of the version's images from `offset` on: the asset and its
+    shapes, coloured."""
     labels = {int(key): {"name": name, "color": PALETTE[int(key) % len(PALETTE)]}
               for key, name in version.labels.items()}
     assets = DatasetAsset.objects.filter(version=version).select_related("annotation").order_by("created_at", "id")
     cards = []
-    for asset in assets[:limit]:
+    for asset in assets[offset:offset + limit]:
         shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
         cards.append({"asset": asset, "shapes": display_shapes(shapes, labels=labels, min_threshold=0.0)})
     return cards

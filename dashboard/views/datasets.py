@@ -68,19 +68,31 @@ def dataset_list(request):
     return render(request, "dashboard/dataset_list.html", context)
 
 
+IMAGES_PER_PAGE = 60
+
+
 @login_required
 @require_GET
 def dataset_version_detail(request, version_id):
     version = _version_for_page(request, version_id)
     membership = next(m for m in memberships_of(user=request.user) if m.organization_id == version.dataset.organization_id)
+    asset_count = version.assets.count()
+    try:
+        page = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page = 1
     context = {
         "version": version,
         "is_admin": membership.allows(Role.ADMIN),
-        "asset_count": version.assets.count(),
+        "asset_count": asset_count,
         # The legend of the drawn shapes: each class in the colour dataset_asset_cards draws it with.
         "labels": [{"class_id": key, "name": name, "color": PALETTE[int(key) % len(PALETTE)]}
                    for key, name in sorted(version.labels.items(), key=lambda item: int(item[0]))],
-        "cards": dataset_asset_cards(version=version),
+        "cards": dataset_asset_cards(version=version, offset=(page - 1) * IMAGES_PER_PAGE, limit=IMAGES_PER_PAGE),
+        "page": page,
+        "pages": max(1, -(-asset_count // IMAGES_PER_PAGE)),
+        "first_shown": (page - 1) * IMAGES_PER_PAGE + 1,
+        "last_shown": min(page * IMAGES_PER_PAGE, asset_count),
         "jobs": export_jobs_of(version=version),
         "keep_days": settings.LOUPE_EXPORT_KEEP_DAYS,
     }

@@ -290,6 +290,25 @@ def test_dataset_pages_list_versions_and_draw_annotations(client, users, version
     assert re.findall(rb"<title>([^<]*)</title>", page.content)[1:3] == [b"car", b"person"]  # [0]: the page title
 
 
+def test_version_page_pages_through_its_images(client, users, version, coco_images, settings):
+    from dashboard.views import datasets as dataset_views
+
+    dataset_import_coco(version=version, coco=coco_file(5), images=coco_images(5))
+    client.force_login(users["labeler"])
+    url = f"/datasets/versions/{version.id}/"
+    original = dataset_views.IMAGES_PER_PAGE
+    dataset_views.IMAGES_PER_PAGE = 2
+    try:
+        pages = [client.get(url, {"page": n}).content.decode() for n in (1, 2, 3, 4, "x")]
+    finally:
+        dataset_views.IMAGES_PER_PAGE = original
+    assert "1–2 of 5" in pages[0] and 'rel="next"' in pages[0] and 'rel="prev"' not in pages[0]
+    assert "3–4 of 5" in pages[1] and 'rel="next"' in pages[1] and 'rel="prev"' in pages[1]
+    assert "5–5 of 5" in pages[2] and 'rel="next"' not in pages[2] and pages[2].count('class="thumb"') == 1
+    assert "No images on page 4" in pages[3]
+    assert "1–2 of 5" in pages[4]  # a page that is not a number is the first
+
+
 def test_admin_creates_a_dataset_and_imports_coco_through_the_page(client, users, organization, coco_images):
     client.force_login(users["admin"])
     response = client.post("/datasets/", {"organization_id": organization.id, "name": "parking", "version": "v1",
