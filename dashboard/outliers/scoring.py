@@ -13,7 +13,8 @@ class TooSmallReference(ValueError):
 
 
 class OutlierModel:
-    """score(x) = share of reference items whose own (leave-one-out) kNN distance is below x's (0..1)."""
+    """score(x) = share of reference items whose own (leave-one-out) kNN distance is below x's (0..1),
+    interpolated between them and continued smoothly beyond the most unusual one."""
 
     METHOD_NAME = "kNN distance (k={k}) on standardized features, calibrated against the reference"
 
@@ -81,8 +82,22 @@ class OutlierModel:
         return np.where(itself, distances[:, 1:].mean(axis=1), distances[:, :-1].mean(axis=1))
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """The share of reference items less unusual than each row (0..1; 1 = beyond every one of them)."""
-        return np.searchsorted(self._distances, self.distance(features), side="left") / len(self._distances)
+        """The share of reference items less unusual than each row, from 0 to 1.
+
+        Between two reference items the share is interpolated, and beyond the most unusual one it climbs on
+        towards 1 with the distance (never reaching it), so rows rank by how unusual they are instead of tying
+        on a handful of steps; a reference item itself scores exactly its rank.
+        """
+        distances = self.distance(features)
+        reference = self._distances
+        n = len(reference)
+        scores = np.interp(distances, reference, np.arange(n) / n)
+        beyond = distances > reference[-1]
+        # The tail's scale: how far the upper half of the reference spreads (1 for a degenerate reference).
+        spread = reference[-1] - reference[n // 2]
+        spread = spread if spread > 1e-12 else 1.0
+        scores[beyond] = 1 - np.exp(-(distances[beyond] - reference[-1]) / spread) / n
+        return scores
 
     def to_bytes(self) -> bytes:
         if self._index is None:

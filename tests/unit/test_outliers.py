@@ -146,7 +146,22 @@ def test_constant_and_missing_features_are_handled():
     scores = model.score(np.concatenate([usual, off]))
     assert np.isfinite(scores).all()
     assert scores[1] > scores[0]
-    assert scores[1] == 1.0
+    assert scores[1] > 49 / 50  # beyond every reference item
+
+
+def test_scores_beyond_the_reference_keep_the_distance_order(frames):
+    # Strong outliers must not tie at the top of the queue: farther is higher, and 1 is never reached.
+    reference, ordinary, outliers, _ = frames
+    model = OutlierModel().fit(reference)
+    rows = np.concatenate([ordinary, outliers])
+    distances, scores = model.distance(rows), model.score(rows)
+    beyond = distances > model.distance(reference).max()
+    assert beyond.sum() >= 10
+    order = np.argsort(distances[beyond])
+    assert (np.diff(scores[beyond][order]) > 0).all() and (scores < 1).all()
+    assert (scores[beyond] >= (len(reference) - 1) / len(reference)).all()
+    # Between reference items the share is interpolated: scores take many values, not 201 steps.
+    assert len(np.unique(scores)) == len(np.unique(distances))
 
 
 def test_tiny_reference_is_not_scorable():
