@@ -2,7 +2,9 @@
 
 Run it through `make bench-ingest`, which gives it a throwaway PostgreSQL (scripts/with_postgres.sh).
 It starts its own redis-server and gunicorn on loopback, sends 640x480 JPEG detections with 1 and 4 client
-threads for a fixed time each, and prints the figures. It measures; it never fails on a timing.
+threads for a fixed time each, and prints the figures. With the Celery worker, it also tells how many frames
+the worker had yet to process when each load stopped, and how fast it caught up once the web side was idle
+(its own throughput). It measures; it never fails on a timing.
 """
 import argparse
 import base64
@@ -20,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import requests
 from PIL import Image, ImageDraw
 
@@ -99,6 +102,17 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+def worker_backlog(database_url: str) -> int:
+    """Frames whose worker part is not done yet: no features stored, or their new data without a thumbnail."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        features, thumbnails = connection.execute("""
+            SELECT (SELECT count(*) FROM dashboard_predictedasset a
+                    WHERE NOT EXISTS (SELECT 1 FROM dashboard_assetfeatures f WHERE f.asset_id = a.id)),
+                   (SELECT count(*) FROM dashboard_data WHERE thumbnail = '')
+        """).fetchone()
+    return max(features, thumbnails)
+
+
 def run_load(url: str, token: str, deployment_id: str, threads: int, seconds: float, start_counter: int) -> dict:
     jwt = requests.post(f"{url}/api/auth/login", json={"api_token": token, "deployment_id": deployment_id}).json()["jwt"]
     base = base_jpeg()
@@ -146,6 +160,23 @@ def run_load(url: str, token: str, deployment_id: str, threads: int, seconds: fl
     }
 
 
+def catch_up(database_url: str, timeout: float = 600.0) -> None:
+    """Wait for the worker to finish the frames it was behind on, with the web side idle; print its rate."""
+    behind = worker_backlog(database_url)
+    started = time.perf_counter()
+    left = behind
+    while left and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+        left = worker_backlog(database_url)
+    elapsed = time.perf_counter() - started
+    if not behind:
+        print("worker: nothing left to do when the load stopped")
+    elif left:
+        print(f"worker: {behind - left} of {behind} frames done in {elapsed:.0f} s (gave up)")
+    else:
+        print(f"worker alone: {behind} frames in {elapsed:.1f} s, {behind / elapsed:.1f} frames/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per thread count")
@@ -174,6 +205,7 @@ def main() -> None:
                 cwd=ROOT, env=env))
         web = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "dashboard.wsgi:application", "-b", f"127.0.0.1:{web_port}",
+             "--config", str(ROOT / "scripts" / "gunicorn.conf.py"),
              "-w", str(arguments.workers), "--log-level", "warning"],
             cwd=ROOT, env=env)
         processes.append(web)
@@ -183,16 +215,21 @@ def main() -> None:
         print(f"gunicorn: {arguments.workers} sync workers; {0 if arguments.no_worker else 1} Celery worker; "
               f"PostgreSQL; Redis; {os.cpu_count()} cores; "
               f"client on the same machine; {arguments.seconds:.0f} s per run")
-        print(f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}")
+        print(f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}"
+              + ("" if arguments.no_worker else f" {'worker behind':>13}"))
         counter = 0
         for threads in (1, 4):
             result = run_load(url, token, deployment_id, threads, arguments.seconds, counter)
             counter += result["requests"] + result["failures"] + 1
             memory = rss_mb(web.pid)
+            behind = "" if arguments.no_worker else f" {worker_backlog(os.environ['DATABASE_URL']):>13}"
             print(f"{result['threads']:>7} {result['requests']:>8} {result['failures']:>5} "
-                  f"{result['per_second']:>8.1f} {result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {memory:>11.0f}")
+                  f"{result['per_second']:>8.1f} {result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {memory:>11.0f}"
+                  + behind)
         per_worker = [rss_mb(child) for child in children(web.pid)]
         print("RSS per gunicorn worker (MB): " + ", ".join(f"{value:.0f}" for value in per_worker))
+        if not arguments.no_worker:
+            catch_up(os.environ["DATABASE_URL"])
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)

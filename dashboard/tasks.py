@@ -3,8 +3,10 @@ import datetime as dt
 
 from celery import shared_task
 from django.conf import settings
+from django.core.files.storage import default_storage
 
-from dashboard.models import Data, Deployment, ExportJob
+from dashboard.models import Data, Deployment, ExportJob, PredictedAsset
+from dashboard.outliers.services import asset_outlier_score
 from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier  # noqa: F401  (registers them)
 from dashboard.services.datalake import data_thumbnail_make
 from dashboard.services.datasets import export_job_run, export_jobs_expire
@@ -16,6 +18,27 @@ def data_make_thumbnail(data_id: str) -> None:
     data = Data.objects.filter(pk=data_id).first()
     if data is not None:
         data_thumbnail_make(data=data, size=settings.LOUPE_THUMBNAIL_SIZE)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
+    """The worker's share of one monitored frame, the one task ingest enqueues: the thumbnail of its data (when
+    the frame brought new data, `thumbnail`), then its outlier score, from a single read of the image.
+
+    The score is computed even when the thumbnail fails, as when they were two tasks; a retry redoes only what
+    is missing (a thumbnail is made once, stored features are reused).
+    """
+    asset = PredictedAsset.objects.select_related("deployment", "data").filter(pk=asset_id).first()
+    if asset is None:
+        return
+    content = None
+    try:
+        if thumbnail and not asset.data.thumbnail:
+            with default_storage.open(asset.data.image.name, "rb") as file:
+                content = file.read()
+            data_thumbnail_make(data=asset.data, size=settings.LOUPE_THUMBNAIL_SIZE, content=content)
+    finally:
+        asset_outlier_score(asset=asset, content=content)
 
 
 @shared_task(expires=240)

@@ -236,6 +236,7 @@ def main():
             die(f"seed_demo --json did not print JSON:\n{out}")
 
         sup.start("web", [PY, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                          "--config", str(REPO / "scripts" / "gunicorn.conf.py"),
                           "--workers", "2", "--threads", "4", "--graceful-timeout", "10",
                           "--no-control-socket"])  # its default socket is one per user: instances would clash
         sup.start("worker", [PY, "-m", "celery", "-A", "dashboard", "worker", "--loglevel", "INFO",

@@ -1,4 +1,5 @@
 """Outlier services: each asset's features, each deployment's reference, and the scores kept on predicted assets."""
+import io
 import logging
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -18,15 +19,18 @@ BATCH_SIZE = 1000
 logger = logging.getLogger(__name__)
 
 
-def asset_features_compute(*, asset: PredictedAsset) -> np.ndarray:
-    """The asset's feature vector: the stored one when current, else computed (image, champion) and stored."""
+def asset_features_compute(*, asset: PredictedAsset, content: bytes | None = None) -> np.ndarray:
+    """The asset's feature vector: the stored one when current, else computed (image, champion) and stored.
+
+    `content` is the image's bytes when the caller has read them already; else they are read from storage.
+    """
     class_ids = sorted(asset.deployment.class_ids)
     stored = AssetFeatures.objects.filter(asset_id=asset.pk, version=FEATURE_VERSION).values_list("vector", flat=True)
     vector = _vector(stored.first())
     if vector is not None and len(vector) == feature_length(len(class_ids)):
         return vector
     shapes = Prediction.objects.filter(asset_id=asset.pk, is_shadow=False).values_list("shapes", flat=True).first()
-    vector = _compute(asset, shapes or [], class_ids)
+    vector = _compute(asset, shapes or [], class_ids, content)
     _store({asset.pk: vector})
     return vector
 
@@ -134,9 +138,12 @@ def outlier_model(*, reference: OutlierReference) -> OutlierModel:
     return _model(reference.pk)
 
 
-def asset_outlier_score(*, asset: PredictedAsset) -> float | None:
-    """Score the asset against its deployment's reference and keep the score; None while there is no reference."""
-    vector = asset_features_compute(asset=asset)
+def asset_outlier_score(*, asset: PredictedAsset, content: bytes | None = None) -> float | None:
+    """Score the asset against its deployment's reference and keep the score; None while there is no reference.
+
+    `content`: the image's bytes, when the caller has read them already.
+    """
+    vector = asset_features_compute(asset=asset, content=content)
     reference = outlier_reference_for(deployment=asset.deployment)
     if reference is None:
         return None
@@ -211,9 +218,10 @@ def _features_for(deployment: Deployment, assets: Iterable[PredictedAsset]) -> d
     return {pk: vectors[pk] for pk in ids if pk in vectors}
 
 
-def _compute(asset: PredictedAsset, shapes: list[dict], class_ids: list[int]) -> np.ndarray:
+def _compute(asset: PredictedAsset, shapes: list[dict], class_ids: list[int], content: bytes | None = None) -> np.ndarray:
     data = asset.data
-    with default_storage.open(data.image.name, "rb") as file:
+    # The same bytes whether given or read here: the features do not depend on where they came from.
+    with io.BytesIO(content) if content is not None else default_storage.open(data.image.name, "rb") as file:
         return asset_features(
             image=image_open(file), shapes=shapes, width=asset.width, height=asset.height,
             class_ids=class_ids, image_size=(data.width, data.height),

@@ -7,7 +7,11 @@ from dashboard.outliers.services import asset_outlier_score, deployment_rescore
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def predicted_asset_score_outlier(asset_id: str) -> None:
-    """Score one asset (features kept); the score stays None until the deployment has a reference."""
+    """Score one asset (features kept); the score stays None until the deployment has a reference.
+
+    Ingest enqueues dashboard.tasks.predicted_asset_process, which scores too; this one stays for messages
+    queued before that, and for scoring an asset on its own.
+    """
     asset = PredictedAsset.objects.select_related("deployment", "data").filter(pk=asset_id).first()
     if asset is not None:
         asset_outlier_score(asset=asset)

@@ -65,14 +65,19 @@ def data_get_or_create(
     return existing, False
 
 
-def data_thumbnail_make(*, data: Data, size: int) -> str:
-    """Write a WebP thumbnail of the data's image (once) and record where it is."""
+def data_thumbnail_make(*, data: Data, size: int, content: bytes | None = None) -> str:
+    """Write a WebP thumbnail of the data's image (once) and record where it is.
+
+    `content` is the image's bytes when the caller has read them already; else they are read from storage.
+    """
     if data.thumbnail:
         return data.thumbnail.name
-    with default_storage.open(data.image.name, "rb") as source:
+    with io.BytesIO(content) if content is not None else default_storage.open(data.image.name, "rb") as source:
         image = Image.open(source)
         image.draft("RGB", (size, size))  # lets JPEG decode at a reduced scale
-        image = image.convert("RGB")
+        image.load()
+        if image.mode != "RGB":  # convert() of an RGB image would only copy it
+            image = image.convert("RGB")
         image.thumbnail((size, size))
         buffer = io.BytesIO()
         image.save(buffer, "WEBP", quality=80)

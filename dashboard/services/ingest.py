@@ -15,7 +15,7 @@ from dashboard.formats import is_finite_number, parse_raw_predictions
 from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, image_inspect
-from dashboard.tasks import data_make_thumbnail, predicted_asset_score_outlier
+from dashboard.tasks import predicted_asset_process
 
 MAX_TAGS = 50
 MAX_TEXT = 255
@@ -126,9 +126,8 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
                 AssetTerm(deployment_id=deployment.id, asset=asset, term=term)
                 for term in asset_terms(shapes=champion_shapes, tags=tags)
             )
-            if created:
-                data_make_thumbnail.delay_on_commit(str(data.id))
-            predicted_asset_score_outlier.delay_on_commit(str(asset.id))
+            # One task per frame (thumbnail of new data, outlier score): one message, one read of the image.
+            predicted_asset_process.delay_on_commit(str(asset.id), thumbnail=created)
     except IntegrityError:
         # The unique constraints on (deployment, Idempotency-Key) and (deployment, data, timestamp) catch
         # repeats, racing copies included, without a look-up on the path of every new frame.

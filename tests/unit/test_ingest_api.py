@@ -483,31 +483,29 @@ def test_the_same_image_in_two_deployments_shares_one_data_row(send, monitor_pay
 
 @pytest.fixture
 def sent_tasks(monkeypatch):
-    """The ingest tasks' sends, recorded instead of reaching a broker: a list of (task name, args)."""
-    from dashboard.tasks import data_make_thumbnail, predicted_asset_score_outlier
+    """The ingest task's sends, recorded instead of reaching a broker: a list of (task name, args, kwargs)."""
+    from dashboard.tasks import predicted_asset_process
 
     sent = []
-    for task in (data_make_thumbnail, predicted_asset_score_outlier):
-        monkeypatch.setattr(
-            task, "apply_async",
-            lambda args=None, kwargs=None, _name=task.name, **options: sent.append((_name, tuple(args or ()))),
-        )
+    monkeypatch.setattr(
+        predicted_asset_process, "apply_async",
+        lambda args=None, kwargs=None, **options: sent.append((predicted_asset_process.name, tuple(args or ()), kwargs or {})),
+    )
     return sent
 
 
-def test_a_new_image_enqueues_thumbnail_and_outlier_score_on_commit(
+def test_a_new_image_enqueues_one_task_for_thumbnail_and_outlier_score_on_commit(
     send, monitor_payload, django_capture_on_commit_callbacks, sent_tasks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = send(DET, monitor_payload(DET))
     assert response.status_code == 201
-    assert len(callbacks) == 2
+    assert len(callbacks) == 1
     assert sent_tasks == []  # nothing is sent before the transaction commits
     for callback in callbacks:
         callback()
     assert sent_tasks == [
-        ("dashboard.tasks.data_make_thumbnail", (response.json()["data_id"],)),
-        ("dashboard.outliers.tasks.predicted_asset_score_outlier", (response.json()["predicted_asset_id"],)),
+        ("dashboard.tasks.predicted_asset_process", (response.json()["predicted_asset_id"],), {"thumbnail": True}),
     ]
 
 
@@ -517,8 +515,9 @@ def test_a_known_image_enqueues_no_thumbnail(send, monitor_payload, jpeg_bytes, 
     with django_capture_on_commit_callbacks(execute=True):
         response = send(DET, monitor_payload(DET, image=image))
     assert response.status_code == 201
-    assert [name for name, _ in sent_tasks if name.endswith("data_make_thumbnail")] == []
-    assert ("dashboard.outliers.tasks.predicted_asset_score_outlier", (response.json()["predicted_asset_id"],)) in sent_tasks
+    assert sent_tasks[-1] == (
+        "dashboard.tasks.predicted_asset_process", (response.json()["predicted_asset_id"],), {"thumbnail": False},
+    )
 
 
 def test_a_refused_request_enqueues_nothing(send, monitor_payload, django_capture_on_commit_callbacks):
