@@ -584,8 +584,7 @@
       new MutationObserver(colorShapes).observe(annotator.element, { childList: true, subtree: true });
       annotator.on("createAnnotation", (annotation) => {
         if (silent) return;
-        undoStack.push(JSON.stringify({ shapes, source }));
-        redoStack.length = 0;
+        remember();
         shapes.push({ id: annotation.id, label_id: currentLabel, score: null, ...geometryOf(annotation) });
         selected = annotation.id;
         render();
