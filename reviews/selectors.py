@@ -19,10 +19,12 @@ def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, ord
     return page.items[0] if page.items else None
 
 
-def review_tool_data(*, deployment: Deployment, asset: PredictedAsset) -> dict:
-    """The JSON the tool starts from: the frame, the label map, champion and shadow shapes and the stored review."""
+def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Review | None) -> dict:
+    """The JSON the tool starts from: the frame, the label map, champion and shadow shapes and the stored review.
+
+    `last` is the asset's newest history row (the caller reads the history anyway), None before any review.
+    """
     predictions = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
-    last = Review.objects.filter(asset=asset).select_related("reviewer").first()
     return {
         "asset_id": str(asset.id),
         "type": deployment.type,

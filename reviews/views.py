@@ -156,7 +156,8 @@ def review_tool(request, deployment_id, asset_id):
     state = _queue_state(request.GET)
     following = next_asset(deployment=deployment, asset=asset, query=state["q"], order=state["sort"])
     state_query = urlencode(state)
-    data = review_tool_data(deployment=deployment, asset=asset)
+    history = list(asset.reviews.select_related("reviewer")[:10])  # newest first
+    data = review_tool_data(deployment=deployment, asset=asset, last=history[0] if history else None)
     data["next_url"] = (reverse("review-tool", args=[deployment.id, following.id]) + "?" + state_query
                         if following else reverse("queue", args=[deployment.id]) + "?" + state_query)
     context = {
@@ -165,7 +166,7 @@ def review_tool(request, deployment_id, asset_id):
         "data": data,
         "next": following,
         "state_query": state_query,
-        "history": asset.reviews.select_related("reviewer")[:10],
+        "history": history,
     }
     return render(request, "reviews/review_tool.html", context)
 
