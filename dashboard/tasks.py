@@ -3,12 +3,11 @@ import datetime as dt
 
 from celery import shared_task
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from dashboard.models import Data, Deployment, ExportJob, PredictedAsset
 from dashboard.outliers.services import asset_outlier_score
 from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier  # noqa: F401  (registers them)
-from dashboard.services.datalake import data_thumbnail_make
+from dashboard.services.datalake import data_open, data_thumbnail_make
 from dashboard.services.datasets import export_job_run, export_jobs_expire
 from dashboard.services.feedback_loop import training_data_compute
 
@@ -34,7 +33,7 @@ def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
     content = None
     try:
         if thumbnail and not asset.data.thumbnail:
-            with default_storage.open(asset.data.image.name, "rb") as file:
+            with data_open(asset.data) as file:
                 content = file.read()
             data_thumbnail_make(data=asset.data, size=settings.LOUPE_THUMBNAIL_SIZE, content=content)
     finally:

@@ -1,17 +1,16 @@
 """Outlier services: each asset's features, each deployment's reference, and the scores kept on predicted assets."""
-import io
 import logging
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from dashboard.models import AssetFeatures, Deployment, OutlierReference, PredictedAsset, Prediction, ReferenceSource
 from dashboard.outliers.features import FEATURE_VERSION, asset_features, feature_length, image_open
 from dashboard.outliers.scoring import OutlierModel, TooSmallReference
+from dashboard.services.datalake import data_open
 
 REFERENCE_SIZE = 200  # the default of settings.LOUPE_OUTLIER_REFERENCE_SIZE
 BATCH_SIZE = 1000
@@ -91,7 +90,7 @@ def outlier_reference_from_training(
         # Annotations carry no confidence: a human's shape counts as certain.
         shapes = [{**shape, "score": shape.get("score", 1.0)} for shape in shapes]
         try:
-            with default_storage.open(asset.data.image.name, "rb") as file:
+            with data_open(asset.data) as file:
                 vectors.append(asset_features(
                     image=image_open(file), shapes=shapes, width=asset.width, height=asset.height,
                     class_ids=class_ids, image_size=(asset.data.width, asset.data.height),
@@ -221,7 +220,7 @@ def _features_for(deployment: Deployment, assets: Iterable[PredictedAsset]) -> d
 def _compute(asset: PredictedAsset, shapes: list[dict], class_ids: list[int], content: bytes | None = None) -> np.ndarray:
     data = asset.data
     # The same bytes whether given or read here: the features do not depend on where they came from.
-    with io.BytesIO(content) if content is not None else default_storage.open(data.image.name, "rb") as file:
+    with data_open(data, content) as file:
         return asset_features(
             image=image_open(file), shapes=shapes, width=asset.width, height=asset.height,
             class_ids=class_ids, image_size=(data.width, data.height),

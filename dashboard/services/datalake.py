@@ -2,6 +2,7 @@
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -65,6 +66,11 @@ def data_get_or_create(
     return existing, False
 
 
+def data_open(data: Data, content: bytes | None = None) -> BinaryIO:
+    """The data's image as a binary file: the bytes a caller has read already, else the stored file."""
+    return io.BytesIO(content) if content is not None else default_storage.open(data.image.name, "rb")
+
+
 def data_thumbnail_make(*, data: Data, size: int, content: bytes | None = None) -> str:
     """Write a WebP thumbnail of the data's image (once) and record where it is.
 
@@ -72,7 +78,7 @@ def data_thumbnail_make(*, data: Data, size: int, content: bytes | None = None) 
     """
     if data.thumbnail:
         return data.thumbnail.name
-    with io.BytesIO(content) if content is not None else default_storage.open(data.image.name, "rb") as source:
+    with data_open(data, content) as source:
         image = Image.open(source)
         image.draft("RGB", (size, size))  # lets JPEG decode at a reduced scale
         image.load()
