@@ -67,7 +67,7 @@ def setup():
 
     from dashboard.models import Deployment, Membership, Organization, Role
     from dashboard.services.deployments import labels_adopt
-    from dashboard.services.ingest import prediction_ingest
+    from monitoring.services.ingest import prediction_ingest
 
     call_command("migrate", verbosity=0)
     organization = Organization.objects.create(name=f"Bench {time.time_ns()}")

@@ -2,8 +2,8 @@
 from django.contrib import admin
 
 from dashboard.models import (
-    Annotation, ApiToken, Data, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportJob, FeedbackLoop, Label,
-    Membership, Model, ModelVersion, Organization, OutlierReference, PredictedAsset, Prediction, TrainingDataReference,
+    Annotation, ApiToken, Data, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportJob, Label, Membership, Model,
+    ModelVersion, Organization, PredictedAsset, Prediction,
 )
 
 
@@ -120,24 +120,6 @@ class DatasetAssetAdmin(admin.ModelAdmin):
     inlines = [AnnotationInline]
 
 
-@admin.register(FeedbackLoop)
-class FeedbackLoopAdmin(admin.ModelAdmin):
-    list_display = ["deployment", "active", "submitted_since_training"]
-    filter_horizontal = ["dataset_versions"]
-
-
-@admin.register(TrainingDataReference)
-class TrainingDataReferenceAdmin(admin.ModelAdmin):
-    list_display = ["deployment", "dataset_version", "status", "progress", "updated_at"]
-
-
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
     list_display = ["version", "format", "status", "progress", "created_at"]
-
-
-@admin.register(OutlierReference)
-class OutlierReferenceAdmin(admin.ModelAdmin):
-    list_display = ["deployment", "source", "description", "size", "is_active", "created_at"]
-    list_filter = ["source", "is_active"]
-    exclude = ["model"]

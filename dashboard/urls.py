@@ -1,40 +1,29 @@
-"""Root URLs: the core's pages and APIs, the reviews app's, Django's auth pages and admin."""
+"""Root URLs: the core's pages and APIs, each app's own URLs (included by name), Django's auth pages and admin."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
-from dashboard.api import monitoring, pipeline, platform
+from dashboard.api import auth, datasets as datasets_api, platform
 from dashboard.views import datasets, pages, tokens
 
 api = [
-    path("auth/login", monitoring.auth_login, name="api-auth-login"),
-    path("login", monitoring.auth_login, name="api-serving-login"),
+    path("auth/login", auth.auth_login, name="api-auth-login"),
+    path("login", auth.auth_login, name="api-serving-login"),
     path("organizations", platform.organizations, name="api-organizations"),
     path("deployments", platform.deployments, name="api-deployments"),
     path("deployment/<uuid:deployment_id>", platform.deployment_detail, name="api-deployment"),
-    path("deployment/<uuid:deployment_id>/predictions", monitoring.predictions_create, name="api-predictions"),
-    path("deployment/<uuid:deployment_id>/model", platform.deployment_champion, name="api-deployment-model"),
-    path("deployment/<uuid:deployment_id>/shadow", platform.deployment_shadow, name="api-deployment-shadow"),
     path("deployment/<uuid:deployment_id>/predictedassets", platform.predicted_assets, name="api-predicted-assets"),
     path(
         "deployment/<uuid:deployment_id>/predictedassets/find",
         platform.predicted_asset_lookup,
         name="api-predicted-asset-find",
     ),
-    path("prediction/<uuid:oracle_prediction_id>/shadow", monitoring.shadow_create, name="api-shadow"),
-    path("models", platform.models, name="api-models"),
-    path("datasets", pipeline.datasets, name="api-datasets"),
-    path("dataset/<uuid:dataset_id>/versions", pipeline.dataset_versions, name="api-dataset-versions"),
-    path("dataset/version/<uuid:version_id>/export", pipeline.dataset_version_export, name="api-dataset-version-export"),
-    path("deployment/<uuid:deployment_id>/pipeline/fl", pipeline.feedback_loop_view, name="api-fl"),
-    path("deployment/<uuid:deployment_id>/pipeline/fl/setup", pipeline.feedback_loop_setup_view, name="api-fl-setup"),
-    path("deployment/<uuid:deployment_id>/pipeline/fl/submit", pipeline.feedback_loop_submit_view, name="api-fl-submit"),
-    path("deployment/<uuid:deployment_id>/fl/datasets", pipeline.feedback_loop_datasets, name="api-fl-datasets"),
-    path("deployment/<uuid:deployment_id>/pipeline/td/setup", pipeline.training_data_setup, name="api-td-setup"),
-    path("deployment/<uuid:deployment_id>/pipeline/td/check", pipeline.training_data_check, name="api-td-check"),
-    path("deployment/<uuid:deployment_id>/pipeline/td/disable", pipeline.training_data_disable_view, name="api-td-disable"),
+    path("datasets", datasets_api.datasets, name="api-datasets"),
+    path("dataset/<uuid:dataset_id>/versions", datasets_api.dataset_versions, name="api-dataset-versions"),
+    path("dataset/version/<uuid:version_id>/export", datasets_api.dataset_version_export,
+         name="api-dataset-version-export"),
 ]
 
 urlpatterns = [
@@ -51,13 +40,13 @@ urlpatterns = [
     path("datasets/versions/<uuid:version_id>/export", datasets.dataset_version_export, name="dataset-version-export"),
     path("datasets/exports/<uuid:job_id>/", datasets.export_job_detail, name="export-job"),
     path("datasets/exports/<uuid:job_id>/download", datasets.export_job_download, name="export-job-download"),
-    path("deployments/<uuid:deployment_id>/feedback-loop/", datasets.feedback_loop_settings, name="feedback-loop"),
-    path("deployments/<uuid:deployment_id>/feedback-loop/training", datasets.training_data_status,
-         name="feedback-loop-training"),
     path("settings/tokens/", tokens.token_list, name="token-list"),
     path("settings/tokens/<int:token_id>/revoke", tokens.token_revoke, name="token-revoke"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    path("", include("monitoring.urls")),
+    path("", include("serving.urls")),
+    path("", include("pipelines.urls")),
     path("", include("reviews.urls")),
 ]
 

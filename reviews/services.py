@@ -5,7 +5,7 @@ from django.db.models import F, QuerySet, Subquery
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
-from dashboard.formats import MAX_POLYGON_POINTS, MAX_SHAPES, is_finite_number
+from dashboard.shapes import MAX_POLYGON_POINTS, MAX_SHAPES, is_finite_number
 from dashboard.models import AssetStatus, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
 

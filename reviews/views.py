@@ -16,11 +16,12 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.errors import ApiError, ValidationFailed
 from dashboard.query import QUERY_HELP
 from dashboard.models import AssetStatus, PredictedAsset
-from dashboard.selectors.datasets import feedback_loop_of, feedback_loop_versions
-from dashboard.services.feedback_loop import feedback_loop_submit
 from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.views.access import deployment_for_page
+from monitoring.selectors import outlier_reference_active
+from pipelines.selectors import feedback_loop_of, feedback_loop_versions
+from pipelines.services import feedback_loop_submit
 from reviews.models import ReviewKind
 from reviews.selectors import next_asset, review_tool_data
 from reviews.services import bulk_accept, review_submit
@@ -65,7 +66,7 @@ def queue(request, deployment_id):
         "query_help": QUERY_HELP,
         "opened_at": timezone.now().isoformat(),
         "reference_size": settings.LOUPE_OUTLIER_REFERENCE_SIZE,
-        "reference": deployment.outlier_references.filter(is_active=True).defer("model").first(),
+        "reference": outlier_reference_active(deployment=deployment),
         "cards": [],
         "count": None,
         "next_cursor": None,

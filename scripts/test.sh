@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole suite: every test on SQLite, then tests/integration again on a throwaway PostgreSQL.
-# Extra arguments go to both pytest runs (e.g. scripts/test.sh -x -k smoke). Fails if either run fails.
+# Runs the whole suite: the import contracts (.importlinter), every test on SQLite, then tests/integration again
+# on a throwaway PostgreSQL. Extra arguments go to both pytest runs (e.g. scripts/test.sh -x -k smoke).
+# Fails if any of the three fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+
+echo "=== lint-imports: the apps' arrows point one way (.importlinter)"
+# sdk/ first on the path, so the client's source is checked rather than its installed copy.
+PYTHONPATH=.:sdk "$(dirname "$PY")/lint-imports" --no-cache
+lint_rc=$?
 
 echo "=== pytest tests/ on SQLite"
 "$PY" -m pytest tests "$@"
@@ -14,7 +20,7 @@ scripts/with_postgres.sh "$PY" -m pytest tests/integration "$@"
 pg_rc=$?
 
 # On success pytest's own summary stays the last line; otherwise say which run failed.
-if [[ $sqlite_rc -ne 0 || $pg_rc -ne 0 ]]; then
-    echo "=== FAILED: SQLite run exit $sqlite_rc, PostgreSQL run exit $pg_rc (pytest: 5 means no test ran)"
+if [[ $lint_rc -ne 0 || $sqlite_rc -ne 0 || $pg_rc -ne 0 ]]; then
+    echo "=== FAILED: lint-imports exit $lint_rc, SQLite run exit $sqlite_rc, PostgreSQL run exit $pg_rc (pytest: 5 means no test ran)"
     exit 1
 fi

@@ -126,7 +126,8 @@ def outsider_token(outsider):
 
 def _deployment_with_models(organization, deployment_type: str, name: str):
     from dashboard.models import Deployment, Model, ModelVersion
-    from dashboard.services.deployments import deployment_set_model, labels_adopt
+    from dashboard.services.deployments import labels_adopt
+    from serving.services import deployment_set_model
 
     deployment = Deployment.objects.create(organization=organization, name=name, type=deployment_type)
     labels_adopt(deployment=deployment, labels=LABELS)

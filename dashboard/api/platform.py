@@ -1,15 +1,15 @@
-"""The platform API the Python client calls: organizations, deployments, models and predicted assets."""
+"""The platform API the Python client calls: organizations, deployments and their predicted assets."""
 import uuid
 
 from django.http import HttpRequest
 
 from dashboard.api.base import api_view, json_body, require_fields
-from dashboard.api.representations import asset_json, deployment_json, model_version_json
+from dashboard.api.representations import asset_json, deployment_json
 from dashboard.errors import FieldError, Unauthorized, ValidationFailed
-from dashboard.models import Model, Role
+from dashboard.models import Role
 from dashboard.selectors.access import deployment_for_member, deployments_visible_to, memberships_of, organization_for_member
 from dashboard.selectors.assets import DEFAULT_SORT, predicted_asset_find, predicted_assets_page
-from dashboard.services.deployments import deployment_set_model, deployment_update
+from dashboard.services.deployments import deployment_update
 
 
 @api_view(methods=("GET",))
@@ -42,41 +42,6 @@ def deployment_detail(request: HttpRequest, deployment_id):
     else:
         deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id)
     return 200, deployment_json(deployment, request)
-
-
-def _set_model(request: HttpRequest, deployment_id, *, shadow: bool):
-    deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ADMIN)
-    body = require_fields(json_body(request), "model_version_id")
-    deployment = deployment_set_model(
-        deployment=deployment, model_version_id=_uuid(body["model_version_id"], "model_version_id"), shadow=shadow
-    )
-    return 200, deployment_json(deployment, request)
-
-
-@api_view(methods=("POST",))
-def deployment_champion(request: HttpRequest, deployment_id):
-    return _set_model(request, deployment_id, shadow=False)
-
-
-@api_view(methods=("POST",))
-def deployment_shadow(request: HttpRequest, deployment_id):
-    return _set_model(request, deployment_id, shadow=True)
-
-
-@api_view(methods=("GET",))
-def models(request: HttpRequest):
-    organization_ids = [m.organization_id for m in memberships_of(user=request.api_user)]
-    queryset = Model.objects.filter(organization_id__in=organization_ids).prefetch_related("versions__model")
-    if organization_id := request.GET.get("organization_id"):
-        queryset = queryset.filter(organization_id=_uuid(organization_id, "organization_id"))
-    if name := request.GET.get("name"):
-        queryset = queryset.filter(name=name)
-    items = [
-        {"id": str(model.id), "name": model.name, "type": model.type,
-         "versions": [model_version_json(version) for version in model.versions.all()]}
-        for model in queryset
-    ]
-    return 200, {"items": items}
 
 
 @api_view(methods=("GET",))

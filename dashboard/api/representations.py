@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.urls import reverse
 
-from dashboard.formats import shapes_to_raw
+from dashboard.shapes import shapes_to_raw
 from dashboard.selectors.deployments import status_counts
 from dashboard.models import Deployment, ModelVersion, PredictedAsset, Prediction
 

@@ -1,4 +1,4 @@
-"""Training data: datasets and their versions of annotated images, the feedback loop that feeds them, exports."""
+"""Training data: datasets and their versions of annotated images, and their exports."""
 import uuid
 
 from django.conf import settings
@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from dashboard.models.datalake import Data
-from dashboard.models.deployments import Deployment, InferenceType
+from dashboard.models.deployments import InferenceType
 from dashboard.models.organizations import Organization
 from dashboard.models.predictions import PredictedAsset
 
@@ -87,39 +87,11 @@ class Annotation(models.Model):
         return f"annotation of {self.asset_id}"
 
 
-class FeedbackLoop(models.Model):
-    """Where a deployment's reviewed predictions go when submitted: the attached dataset versions."""
-
-    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="feedback_loop")
-    active = models.BooleanField(default=True)
-    dataset_versions = models.ManyToManyField(DatasetVersion, blank=True, related_name="feedback_loops")
-    # Continuous training compares it with its threshold, and resets it when it trains.
-    submitted_since_training = models.PositiveIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"feedback loop of {self.deployment_id}"
-
-
 class JobStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     COMPUTING = "COMPUTING", "Computing"
     READY = "READY", "Ready"
     FAILED = "FAILED", "Failed"
-
-
-class TrainingDataReference(models.Model):
-    """The dataset version a deployment's outlier scores are measured against, and how far its reference got."""
-
-    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="training_data")
-    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
-    progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
-    message = models.CharField(max_length=500, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"training data of {self.deployment_id}: {self.status}"
 
 
 class ExportFormat(models.TextChoices):

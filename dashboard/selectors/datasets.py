@@ -3,7 +3,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 
 from dashboard.errors import Forbidden, NotFound
-from dashboard.models import Dataset, DatasetAsset, DatasetVersion, Deployment, ExportJob, FeedbackLoop, Role, TrainingDataReference
+from dashboard.models import Dataset, DatasetAsset, DatasetVersion, ExportJob, Role
 from dashboard.selectors.access import membership_get
 from dashboard.selectors.deployments import display_shapes
 from dashboard.services.deployments import PALETTE
@@ -49,19 +49,6 @@ def dataset_version_in(*, organization_id, version_id, field: str = "dataset_ver
 
 def versions_with_counts(queryset: QuerySet[DatasetVersion]) -> QuerySet[DatasetVersion]:
     return queryset.select_related("dataset").annotate(asset_count=Count("assets", distinct=True))
-
-
-def feedback_loop_versions(*, deployment: Deployment) -> list[DatasetVersion]:
-    queryset = DatasetVersion.objects.filter(feedback_loops__deployment=deployment)
-    return list(versions_with_counts(queryset).order_by("dataset__name", "created_at"))
-
-
-def feedback_loop_of(*, deployment: Deployment) -> FeedbackLoop | None:
-    return FeedbackLoop.objects.filter(deployment=deployment).first()
-
-
-def training_data_of(*, deployment: Deployment) -> TrainingDataReference | None:
-    return TrainingDataReference.objects.select_related("dataset_version__dataset").filter(deployment=deployment).first()
 
 
 def dataset_asset_cards(*, version: DatasetVersion, offset: int = 0, limit: int = 60) -> list[dict]:

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from dashboard.errors import ApiError, Conflict, FieldError, ValidationFailed
 from dashboard.models import (
-    Annotation, Dataset, DatasetAsset, DatasetVersion, ExportFormat, ExportJob, InferenceType, JobStatus, Organization,
+    Annotation, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportFormat, ExportJob, InferenceType, JobStatus,
+    Organization,
 )
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import image_inspect
@@ -59,6 +60,17 @@ def dataset_version_create(
         raise Conflict(
             f"dataset {dataset.name!r} already has a version {version!r}", [FieldError("version", "is taken")]
         ) from None
+
+
+def dataset_version_check(*, deployment: Deployment, dataset_version: DatasetVersion, field: str = "dataset_version_id") -> None:
+    """Refuse a version a deployment cannot use: another organization's, or of another type."""
+    errors = []
+    if dataset_version.dataset.organization_id != deployment.organization_id:
+        errors.append(FieldError(field, "belongs to another organization"))
+    elif dataset_version.type != deployment.type:
+        errors.append(FieldError(field, f"is a {dataset_version.type} version; this deployment is {deployment.type}"))
+    if errors:
+        raise ValidationFailed.from_errors(errors)
 
 
 def _labels(labels: dict) -> dict[str, str]:
@@ -299,12 +311,12 @@ def _yolo_line(shape: dict, asset: DatasetAsset, class_ids: list[int]) -> str | 
 
 def export_job_create(*, version: DatasetVersion, format: str) -> ExportJob:
     """An export made by a worker (enqueued after commit); the job row tells its progress."""
-    from dashboard.tasks import dataset_version_export_task
+    from dashboard import tasks
 
     if format not in ExportFormat.values:
         raise ValidationFailed.from_errors([FieldError("format", f"must be one of {', '.join(ExportFormat.values)}")])
     job = ExportJob.objects.create(version=version, format=format)
-    dataset_version_export_task.delay_on_commit(str(job.pk))
+    tasks.export_job_run.delay_on_commit(str(job.pk))
     return job
 
 

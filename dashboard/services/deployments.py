@@ -1,9 +1,9 @@
-"""Writes to deployments: settings an admin changes, and which model versions serve as champion and shadow."""
+"""Writes to deployments: the settings an admin changes, and the classes of their label maps."""
 from django.db import IntegrityError, transaction
 
-from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
-from dashboard.formats import is_finite_number
-from dashboard.models import Deployment, Label, ModelVersion
+from dashboard.errors import Conflict, FieldError, ValidationFailed
+from dashboard.shapes import is_finite_number
+from dashboard.models import Deployment, Label
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990"]
 
@@ -38,22 +38,6 @@ def deployment_update(*, deployment: Deployment, changes: dict) -> Deployment:
             deployment.save()
     except IntegrityError:
         raise Conflict(f"a deployment named {deployment.name!r} already exists", [FieldError("name", "is taken")]) from None
-    return deployment
-
-
-def deployment_set_model(*, deployment: Deployment, model_version_id, shadow: bool) -> Deployment:
-    field = "shadow" if shadow else "champion"
-    version = ModelVersion.objects.select_related("model").filter(pk=model_version_id).first()
-    if version is None or version.model.organization_id != deployment.organization_id:
-        raise NotFound(f"model version {model_version_id} not found", [FieldError("model_version_id", "not found")])
-    if version.model.type != deployment.type:
-        raise ValidationFailed.from_errors(
-            [FieldError("model_version_id", f"a {version.model.type} model cannot serve a {deployment.type} deployment")]
-        )
-    with transaction.atomic():
-        setattr(deployment, field, version)
-        deployment.save(update_fields=[field])
-        labels_adopt(deployment=deployment, labels=version.labels)
     return deployment
 
 

@@ -1,32 +1,24 @@
-"""Pages of training data: datasets and their versions, COCO import, exports, and a deployment's feedback-loop settings."""
+"""Pages of training data: datasets and their versions, COCO import, and exports."""
 import json
 import zipfile
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django.views.decorators.vary import vary_on_headers
 
 from dashboard.errors import ApiError, Forbidden, NotFound
 from dashboard.models import DatasetVersion, ExportJob, InferenceType, JobStatus, Role
 from dashboard.selectors.access import memberships_of
 from dashboard.selectors.datasets import (
-    dataset_asset_cards, dataset_version_for_member, dataset_version_in, datasets_visible_to, export_jobs_of,
-    feedback_loop_of, feedback_loop_versions, training_data_of, versions_with_counts,
+    dataset_asset_cards, dataset_version_for_member, datasets_visible_to, export_jobs_of, versions_with_counts,
 )
 from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create, export_job_create
 from dashboard.services.deployments import PALETTE
-from dashboard.services.feedback_loop import (
-    feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_toggle, training_data_disable,
-    training_data_set,
-)
-from dashboard.views.access import deployment_for_page
 
 MAX_ZIP_MEMBERS = 20_000
 
@@ -168,74 +160,3 @@ def export_job_download(request, job_id):
     filename = job.file.name.rsplit("/", 1)[-1]
     return FileResponse(default_storage.open(job.file.name, "rb"), as_attachment=True, filename=filename,
                         content_type="application/zip")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def feedback_loop_settings(request, deployment_id):
-    deployment, membership = deployment_for_page(request, deployment_id)
-    if request.method == "POST":
-        if not membership.allows(Role.ADMIN):
-            raise PermissionDenied("only an admin changes the feedback loop")
-        try:
-            messages.success(request, _feedback_loop_action(deployment, request.POST))
-        except ApiError as error:
-            messages.error(request, error.message)
-        return redirect("feedback-loop", deployment.id)
-    attached = feedback_loop_versions(deployment=deployment)
-    candidates = versions_with_counts(
-        DatasetVersion.objects.filter(dataset__organization_id=deployment.organization_id, type=deployment.type)
-    ).order_by("dataset__name", "created_at")
-    context = {
-        "deployment": deployment,
-        "is_admin": membership.allows(Role.ADMIN),
-        "loop": feedback_loop_of(deployment=deployment),
-        "attached": attached,
-        "candidates": [v for v in candidates if v.id not in {a.id for a in attached}],
-        "all_versions": list(candidates),
-        "training": training_data_of(deployment=deployment),
-    }
-    return render(request, "dashboard/feedback_loop.html", context)
-
-
-def _feedback_loop_action(deployment, form) -> str:
-    """Carry out the form's action; returns what happened, in words for the page."""
-    action = form.get("action")
-    version = None
-    if form.get("dataset_version_id"):
-        try:
-            version = dataset_version_in(organization_id=deployment.organization_id,
-                                         version_id=form["dataset_version_id"])
-        except (NotFound, ValueError, ValidationError):  # a malformed id is as unknown as a missing one
-            raise NotFound("that dataset version was not found") from None
-    name = f"{version.dataset.name} {version.version}" if version is not None else ""
-    if action == "setup":
-        feedback_loop_setup(deployment=deployment, dataset_version=version)
-        return "The feedback loop is set up and on."
-    if action in ("activate", "deactivate"):
-        feedback_loop_toggle(deployment=deployment, active=action == "activate")
-        return "The feedback loop is on." if action == "activate" else "The feedback loop is off: nothing can be submitted."
-    if action == "attach" and version is not None:
-        feedback_loop_attach(deployment=deployment, dataset_version=version)
-        return f"Attached {name}: submitted predictions are added to it."
-    if action == "detach" and version is not None:
-        feedback_loop_detach(deployment=deployment, dataset_version=version)
-        return f"Detached {name}: what it holds stays in it."
-    if action == "training" and version is not None:
-        training_data_set(deployment=deployment, dataset_version=version)
-        return f"{name} is the training data now: a worker computes its reference, then rescores the predictions."
-    if action == "training-disable":
-        training_data_disable(deployment=deployment)
-        return "Training data disabled: scores go back to the deployment's own history (rescored in the background)."
-    raise NotFound("choose an action and a dataset version")
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def training_data_status(request, deployment_id):
-    deployment, _ = deployment_for_page(request, deployment_id)
-    if not request.htmx:
-        return redirect(reverse("feedback-loop", args=[deployment.id]))
-    context = {"deployment": deployment, "training": training_data_of(deployment=deployment)}
-    return render(request, "dashboard/feedback_loop.html#training", context)

@@ -5,7 +5,7 @@ import pytest
 
 from dashboard.models import ApiToken
 from dashboard.services.auth import api_token_authenticate
-from dashboard.services.ingest import prediction_ingest
+from monitoring.services.ingest import prediction_ingest
 from tests.browser.test_queue import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

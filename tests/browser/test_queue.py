@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.models import PredictedAsset
-from dashboard.services.ingest import prediction_ingest
+from monitoring.services.ingest import prediction_ingest
 from tests.fixtures import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)

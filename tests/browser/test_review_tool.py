@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.models import AssetStatus, PredictedAsset
-from dashboard.services.ingest import prediction_ingest
+from monitoring.services.ingest import prediction_ingest
 from reviews.models import Review
 from tests.browser.test_queue import log_in
 

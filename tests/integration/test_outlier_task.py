@@ -1,7 +1,8 @@
 """Outlier scores through a real Celery worker: one task per asset, and the rescore that the first reference starts."""
-from dashboard.models import OutlierReference, PredictedAsset
-from dashboard.outliers.tasks import deployment_rescore_outliers, predicted_asset_score_outlier
-from dashboard.services.ingest import prediction_ingest
+from dashboard.models import PredictedAsset
+from monitoring.models import OutlierReference
+from monitoring.tasks import deployment_rescore, predicted_asset_process
+from monitoring.services.ingest import prediction_ingest
 
 
 def _ingest(deployment, monitor_payload, jpeg_bytes, count: int) -> list[PredictedAsset]:
@@ -22,7 +23,7 @@ def test_every_asset_gets_a_score_once_the_reference_exists(
     assets = _ingest(deployment, monitor_payload, jpeg_bytes, 14)
     # Enqueued here, not by ingest, so that this test does not depend on how ingest is wired.
     for asset in assets:
-        predicted_asset_score_outlier.delay(str(asset.id))
+        predicted_asset_process.delay(str(asset.id), thumbnail=False)
 
     # Assets 1-9 find no reference; the 10th builds it and enqueues the rescore that scores them too.
     unscored = PredictedAsset.objects.filter(deployment=deployment, outlier_score__isnull=True)
@@ -41,7 +42,7 @@ def test_rescore_task_scores_a_deployment(
     deployment = deployments["SEGMENTATION"]
     _ingest(deployment, monitor_payload, jpeg_bytes, 12)
 
-    deployment_rescore_outliers.delay(str(deployment.id))
+    deployment_rescore.delay(str(deployment.id))
     unscored = PredictedAsset.objects.filter(deployment=deployment, outlier_score__isnull=True)
     wait_until(lambda: not unscored.exists(), timeout=60, message="the rescore did not score every asset")
     assert OutlierReference.objects.filter(deployment=deployment, is_active=True).count() == 1

@@ -1,10 +1,11 @@
 """The training-data reference through a real Celery worker: PENDING -> READY, and the deployment measured against it."""
 import pytest
 
-from dashboard.models import JobStatus, OutlierReference, ReferenceSource, TrainingDataReference
+from dashboard.models import JobStatus
+from monitoring.models import OutlierReference, ReferenceSource, TrainingDataReference
 from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create
-from dashboard.services.feedback_loop import training_data_set
-from dashboard.services.ingest import prediction_ingest
+from monitoring.services.training_data import training_data_set
+from monitoring.services.ingest import prediction_ingest
 
 DET = "OBJECT_DETECTION"
 

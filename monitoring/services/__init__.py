@@ -1,0 +1,1 @@
+"""Writes of monitoring: ingest of monitored frames, outlier scores, the training-data reference."""

@@ -1,0 +1,74 @@
+"""Writes of the training-data reference: the dataset version a deployment's outlier scores are measured against."""
+import logging
+
+from django.db import IntegrityError, transaction
+
+from dashboard.errors import FieldError, ValidationFailed
+from dashboard.models import DatasetVersion, Deployment, JobStatus
+from dashboard.services.datasets import dataset_version_check
+from monitoring.models import OutlierReference, ReferenceSource, TrainingDataReference
+from monitoring.services import outliers
+
+logger = logging.getLogger(__name__)
+
+
+def training_data_set(*, deployment: Deployment, dataset_version: DatasetVersion) -> TrainingDataReference:
+    """Make this version the deployment's training data; a worker builds the outlier reference from it."""
+    from monitoring import tasks
+
+    dataset_version_check(deployment=deployment, dataset_version=dataset_version)
+    if not dataset_version.assets.exists():
+        raise ValidationFailed.from_errors([FieldError("dataset_version_id", "has no images")])
+    with transaction.atomic():
+        reference, _ = TrainingDataReference.objects.update_or_create(
+            deployment=deployment,
+            defaults={"dataset_version": dataset_version, "status": JobStatus.PENDING, "progress": 0.0, "message": ""},
+        )
+        tasks.training_data_compute.delay_on_commit(str(deployment.pk))
+    return reference
+
+
+def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | None:
+    """Build the reference from the training data (COMPUTING -> READY or FAILED), then rescore the deployment."""
+    from monitoring import tasks
+
+    reference = TrainingDataReference.objects.select_related("dataset_version").filter(deployment=deployment).first()
+    if reference is None:
+        return None  # disabled since it was enqueued
+    row = TrainingDataReference.objects.filter(pk=reference.pk, dataset_version_id=reference.dataset_version_id)
+    row.update(status=JobStatus.COMPUTING, progress=0.0, message="")
+
+    def progress(share: float) -> None:
+        row.update(progress=round(min(share, 1.0) * 0.95, 3))
+
+    try:
+        outliers.outlier_reference_from_training(deployment=deployment, version=reference.dataset_version, progress=progress)
+    except (ValueError, OSError) as error:
+        logger.warning("training reference of deployment %s failed: %s", deployment.pk, error)
+        row.update(status=JobStatus.FAILED, message=str(error)[:500])
+    except IntegrityError:
+        # Another build made the active reference at the same moment (the unique constraint decided).
+        row.update(status=JobStatus.FAILED, message="another reference was built at the same moment; set it again")
+    except Exception:
+        # Whatever went wrong, the page and the client must not wait on COMPUTING forever.
+        row.update(status=JobStatus.FAILED, message="internal error; it has been logged")
+        raise
+    else:
+        row.update(status=JobStatus.READY, progress=1.0)
+        tasks.deployment_rescore.delay_on_commit(str(deployment.pk))
+    reference.refresh_from_db()
+    return reference
+
+
+def training_data_disable(*, deployment: Deployment) -> None:
+    """Forget the training data: scores go back to the deployment's own history (rebuilt by a rescore)."""
+    from monitoring import tasks
+
+    with transaction.atomic():
+        deleted, _ = TrainingDataReference.objects.filter(deployment=deployment).delete()
+        changed = OutlierReference.objects.filter(
+            deployment=deployment, is_active=True, source=ReferenceSource.TRAINING
+        ).update(is_active=False)
+        if not deleted and not changed:
+            raise ValidationFailed.from_errors([FieldError("training_data", "is not set for this deployment")])
+        tasks.deployment_rescore.delay_on_commit(str(deployment.pk))

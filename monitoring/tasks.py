@@ -1,0 +1,28 @@
+"""Celery tasks of monitoring, each named after the service it calls: thin, idempotent, taking ids."""
+from celery import shared_task
+
+from dashboard.models import Deployment, PredictedAsset
+from monitoring.services import frames, outliers, training_data
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
+    """The worker's share of one monitored frame, the one task ingest enqueues (see frames.predicted_asset_process)."""
+    asset = PredictedAsset.objects.select_related("deployment", "data").filter(pk=asset_id).first()
+    if asset is not None:
+        frames.predicted_asset_process(asset=asset, thumbnail=thumbnail)
+
+
+@shared_task(acks_late=True)
+def deployment_rescore(deployment_id: str) -> int:
+    """Rebuild the deployment's reference from history and score all its assets (unreadable images are skipped)."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    return 0 if deployment is None else outliers.deployment_rescore(deployment=deployment)
+
+
+@shared_task(acks_late=True)
+def training_data_compute(deployment_id: str) -> str | None:
+    """Build the deployment's outlier reference from its training data; the row tells the status (READY, FAILED)."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    reference = training_data.training_data_compute(deployment=deployment) if deployment is not None else None
+    return reference.status if reference is not None else None

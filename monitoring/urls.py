@@ -1,0 +1,15 @@
+"""Monitoring's API routes (ingest, shadow predictions, training data) and page fragments."""
+from django.urls import path
+
+from monitoring import api, views
+
+urlpatterns = [
+    path("api/deployment/<uuid:deployment_id>/predictions", api.predictions_create, name="api-predictions"),
+    path("api/prediction/<uuid:oracle_prediction_id>/shadow", api.shadow_create, name="api-shadow"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/td/setup", api.training_data_setup, name="api-td-setup"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/td/check", api.training_data_check, name="api-td-check"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/td/disable", api.training_data_disable_view,
+         name="api-td-disable"),
+    path("deployments/<uuid:deployment_id>/feedback-loop/training", views.training_data_status,
+         name="feedback-loop-training"),
+]

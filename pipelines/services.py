@@ -1,0 +1,118 @@
+"""Writes of the feedback loop: setting it up, attaching dataset versions, and submitting reviewed predictions."""
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+
+from dashboard.errors import FieldError, ValidationFailed
+from dashboard.models import Annotation, AssetStatus, DatasetAsset, DatasetVersion, Deployment, PredictedAsset
+from dashboard.services.datasets import dataset_version_check
+from pipelines.models import FeedbackLoop
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    submitted: int
+    skipped: int
+
+
+def _loop_of(deployment: Deployment) -> FeedbackLoop:
+    loop = FeedbackLoop.objects.filter(deployment=deployment).first()
+    if loop is None:
+        raise ValidationFailed.from_errors(
+            [FieldError("feedback_loop", "is not set up for this deployment: set it up first (pipeline/fl/setup)")]
+        )
+    return loop
+
+
+def feedback_loop_setup(*, deployment: Deployment, dataset_version: DatasetVersion | None = None) -> FeedbackLoop:
+    """Set up the deployment's feedback loop (active), attaching the version if one is given; safe to repeat."""
+    if dataset_version is not None:
+        dataset_version_check(deployment=deployment, dataset_version=dataset_version)
+    with transaction.atomic():
+        loop, _ = FeedbackLoop.objects.get_or_create(deployment=deployment)
+        if dataset_version is not None:
+            loop.dataset_versions.add(dataset_version)
+    return loop
+
+
+def feedback_loop_attach(*, deployment: Deployment, dataset_version: DatasetVersion) -> FeedbackLoop:
+    dataset_version_check(deployment=deployment, dataset_version=dataset_version)
+    loop = _loop_of(deployment)
+    loop.dataset_versions.add(dataset_version)
+    return loop
+
+
+def feedback_loop_detach(*, deployment: Deployment, dataset_version: DatasetVersion) -> FeedbackLoop:
+    loop = _loop_of(deployment)
+    if not loop.dataset_versions.filter(pk=dataset_version.pk).exists():
+        raise ValidationFailed.from_errors([FieldError("dataset_version_id", "is not attached to the feedback loop")])
+    loop.dataset_versions.remove(dataset_version)
+    return loop
+
+
+def feedback_loop_toggle(*, deployment: Deployment, active: bool) -> FeedbackLoop:
+    if not isinstance(active, bool):
+        raise ValidationFailed.from_errors([FieldError("active", "must be true or false")])
+    loop = _loop_of(deployment)
+    FeedbackLoop.objects.filter(pk=loop.pk).update(active=active)
+    loop.active = active
+    return loop
+
+
+def feedback_loop_submit(*, deployment: Deployment, assets: QuerySet[PredictedAsset]) -> SubmitResult:
+    """Add the REVIEWED assets among `assets`, with their reviewed shapes, to every attached dataset version.
+
+    Each asset is claimed by a conditional update (REVIEWED -> SUBMITTED): of two submits racing for it, only
+    one claims it, so nothing lands twice. The others given (to review, already submitted) are skipped.
+    """
+    with transaction.atomic():
+        loop = _loop_of(deployment)
+        if not loop.active:
+            raise ValidationFailed.from_errors(
+                [FieldError("feedback_loop", "is inactive: turn it on (PUT pipeline/fl {\"active\": true}) to submit")]
+            )
+        versions = list(loop.dataset_versions.all())
+        if not versions:
+            raise ValidationFailed.from_errors(
+                [FieldError("dataset_version_id", "no dataset version is attached to the feedback loop")]
+            )
+        candidates = list(assets.filter(deployment=deployment).select_related("data").order_by("timestamp", "id"))
+        reviewed = [asset for asset in candidates if asset.status == AssetStatus.REVIEWED]
+        if not reviewed:
+            counts = {status: sum(a.status == status for a in candidates) for status in AssetStatus.values}
+            detail = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none found"
+            raise ValidationFailed.from_errors(
+                [FieldError("predicted_asset_ids", f"none of these predicted assets is REVIEWED ({detail})")]
+            )
+        claimed = [
+            asset for asset in reviewed
+            if PredictedAsset.objects.filter(pk=asset.pk, status=AssetStatus.REVIEWED)
+            .update(status=AssetStatus.SUBMITTED, version=F("version") + 1)
+        ]
+        rows, annotations = [], []
+        for version in versions:
+            for asset in claimed:
+                row = DatasetAsset(version=version, data=asset.data, filename=asset.filename or asset.data.filename,
+                                   width=asset.width, height=asset.height, source_asset=asset)
+                rows.append(row)
+                annotations.append(Annotation(asset=row, shapes=asset.reviewed_shapes or [],
+                                              created_by_id=asset.reviewed_by_id))
+        DatasetAsset.objects.bulk_create(rows)
+        Annotation.objects.bulk_create(annotations)
+        if claimed:
+            _labels_adopt(deployment, versions)
+            FeedbackLoop.objects.filter(pk=loop.pk).update(
+                submitted_since_training=F("submitted_since_training") + len(claimed)
+            )
+    return SubmitResult(submitted=len(claimed), skipped=len(candidates) - len(claimed))
+
+
+def _labels_adopt(deployment: Deployment, versions: list[DatasetVersion]) -> None:
+    # A version learns the names of the deployment's classes it did not know, so exports can name them.
+    names = {str(label.class_id): label.name for label in deployment.labels.all()}
+    for version in versions:
+        missing = {key: name for key, name in names.items() if key not in version.labels}
+        if missing:
+            version.labels = {**version.labels, **missing}
+            version.save(update_fields=["labels"])

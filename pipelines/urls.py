@@ -1,0 +1,12 @@
+"""The feedback loop's page and API routes."""
+from django.urls import path
+
+from pipelines import api, views
+
+urlpatterns = [
+    path("deployments/<uuid:deployment_id>/feedback-loop/", views.feedback_loop_settings, name="feedback-loop"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/fl", api.feedback_loop_view, name="api-fl"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/fl/setup", api.feedback_loop_setup_view, name="api-fl-setup"),
+    path("api/deployment/<uuid:deployment_id>/pipeline/fl/submit", api.feedback_loop_submit_view, name="api-fl-submit"),
+    path("api/deployment/<uuid:deployment_id>/fl/datasets", api.feedback_loop_datasets, name="api-fl-datasets"),
+]

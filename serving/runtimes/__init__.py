@@ -1,0 +1,1 @@
+"""Model runtimes: what runs a model version on an image and answers Loupe's shapes."""
