@@ -4,7 +4,6 @@ import copy
 import io
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -359,13 +358,13 @@ def test_bootstrap_round_without_any_truth_is_undefined():
                                                        label_ids=[1], min_threshold=0.5)["coco_stats"][0])
 
 
-def test_bootstrap_1000_rounds_over_300_images_is_quick():
+def test_bootstrap_rounds_are_one_map_per_resample():
+    # Its speed is measured by bench/stats.py, not asserted here.
     images = _box_images(300, seed=2)
     matches = DetectionMatches.from_images(images=images, label_ids=LABELS, iou_type="bbox")
     counts = np.random.default_rng(0).multinomial(300, np.full(300, 1 / 300), size=1000)
-    started = time.perf_counter()
-    matches.mean_average_precision(counts)
-    assert time.perf_counter() - started < 5
+    values = matches.mean_average_precision(counts)
+    assert values.shape == (1000,) and np.all((values >= 0) & (values <= 1))
 
 
 @pytest.mark.parametrize("inference_type, make_images", [
