@@ -21,6 +21,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
+from dashboard.shapes import shape_area, shape_bbox
+
 FEATURE_VERSION = 1
 THUMB = 64  # the fixed size every image is reduced to: sharpness and colour mean the same for any resolution
 GRID = 3
@@ -135,15 +137,9 @@ def _shape_features(shapes: Sequence[dict], width: int, height: int, class_ids: 
 
 def _geometry(shape: dict, width: int, height: int) -> tuple[float, float] | None:
     """(relative area, aspect relative to the image's) of a rectangle or polygon; None for a classification."""
-    if shape["type"] == "rectangle":
-        w, h = shape["w"] / width, shape["h"] / height
-        area = w * h
-    elif shape["type"] == "polygon":
-        points = np.asarray(shape["points"], dtype=np.float64) / (width, height)
-        x, y = points[:, 0], points[:, 1]
-        area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))  # shoelace
-        w, h = np.ptp(x), np.ptp(y)
-    else:
+    box = shape_bbox(shape)
+    if box is None:
         return None
+    _, _, w, h = box
     eps = 1e-3  # keeps lines and points finite
-    return max(area, MIN_AREA), (w + eps) / (h + eps)
+    return max(shape_area(shape) / (width * height), MIN_AREA), (w / width + eps) / (h / height + eps)

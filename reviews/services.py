@@ -5,84 +5,9 @@ from django.db.models import F, QuerySet, Subquery
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
-from dashboard.shapes import MAX_POLYGON_POINTS, MAX_SHAPES, is_finite_number
+from dashboard.shapes import shapes_validate
 from dashboard.models import AssetStatus, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
-
-
-def shapes_validate(*, shapes, deployment: Deployment, width: int, height: int) -> list[dict]:
-    """Reviewed shapes in Loupe's format, checked against the deployment's label map and the asset's frame.
-
-    Every error is collected, each naming its shape, so a client can point at all of them at once.
-    """
-    if not isinstance(shapes, list):
-        raise ValidationFailed.from_errors([FieldError("shapes", "must be a list")])
-    if len(shapes) > MAX_SHAPES:
-        raise ValidationFailed.from_errors([FieldError("shapes", f"{len(shapes)} shapes is over the limit of {MAX_SHAPES}")])
-    known = set(deployment.labels.values_list("class_id", flat=True))
-    is_classification = deployment.type == InferenceType.CLASSIFICATION
-    errors: list[FieldError] = []
-    clean = []
-    for index, shape in enumerate(shapes):
-        where = f"shapes[{index}]"
-        if not isinstance(shape, dict):
-            errors.append(FieldError(where, "must be an object"))
-            continue
-        before = len(errors)
-        kind = shape.get("type")
-        label_id = shape.get("label_id")
-        if not isinstance(label_id, int) or isinstance(label_id, bool):
-            errors.append(FieldError(f"{where}.label_id", f"must be an integer class id, not {label_id!r}"))
-        elif label_id not in known:
-            listed = ", ".join(str(class_id) for class_id in sorted(known)) or "none"
-            errors.append(FieldError(f"{where}.label_id", f"unknown class id {label_id} (the label map has: {listed})"))
-        item = {"type": kind, "label_id": label_id}
-        score = shape.get("score")
-        if score is not None:
-            if not is_finite_number(score) or not 0 <= score <= 1:
-                errors.append(FieldError(f"{where}.score", f"must be a number in [0, 1], not {score!r}"))
-            item["score"] = score
-        if is_classification != (kind == "classification"):
-            expected = "classification" if is_classification else "rectangle or polygon"
-            errors.append(FieldError(f"{where}.type", f"must be {expected} for a {deployment.type} deployment, not {kind!r}"))
-        elif kind == "rectangle":
-            errors += _rectangle_errors(shape, where, width, height)
-            item.update({name: shape.get(name) for name in ("x", "y", "w", "h")})
-        elif kind == "polygon":
-            errors += _polygon_errors(shape.get("points"), where, width, height)
-            item["points"] = shape.get("points")
-        if len(errors) == before:
-            clean.append(item)
-    if is_classification and len(shapes) != 1 and not errors:
-        errors.append(FieldError("shapes", f"a classification takes exactly one class, not {len(shapes)}"))
-    if errors:
-        raise ValidationFailed.from_errors(errors)
-    return clean
-
-
-def _rectangle_errors(shape: dict, where: str, width: int, height: int) -> list[FieldError]:
-    values = {name: shape.get(name) for name in ("x", "y", "w", "h")}
-    bad = [FieldError(f"{where}.{name}", f"must be a finite number, not {value!r}")
-           for name, value in values.items() if not is_finite_number(value)]
-    if bad:
-        return bad
-    x, y, w, h = values.values()
-    if w <= 0 or h <= 0:
-        return [FieldError(f"{where}.w" if w <= 0 else f"{where}.h", "must be positive")]
-    if x < 0 or y < 0 or x + w > width or y + h > height:
-        return [FieldError(where, f"box ({x}, {y}, {w}, {h}) leaves the {width}×{height} frame")]
-    return []
-
-
-def _polygon_errors(points, where: str, width: int, height: int) -> list[FieldError]:
-    if not isinstance(points, list) or not 3 <= len(points) <= MAX_POLYGON_POINTS:
-        return [FieldError(f"{where}.points", f"must be a list of 3 to {MAX_POLYGON_POINTS} [x, y] points")]
-    for number, point in enumerate(points):
-        if not (isinstance(point, list) and len(point) == 2 and all(is_finite_number(v) for v in point)):
-            return [FieldError(f"{where}.points[{number}]", f"must be [x, y] with finite numbers, not {point!r}")]
-        if not (0 <= point[0] <= width and 0 <= point[1] <= height):
-            return [FieldError(f"{where}.points[{number}]", f"{point} lies outside the {width}×{height} frame")]
-    return []
 
 
 def _conflict(asset_id) -> Conflict:
@@ -120,7 +45,8 @@ def review_submit(
         expected_version = asset.version
     elif not isinstance(expected_version, int) or isinstance(expected_version, bool):
         raise ValidationFailed.from_errors([FieldError("expected_version", "must be an integer")])
-    clean = shapes_validate(shapes=shapes, deployment=asset.deployment, width=asset.width, height=asset.height)
+    clean = shapes_validate(shapes=shapes, inference_type=asset.deployment.type, class_ids=asset.deployment.class_ids,
+                            width=asset.width, height=asset.height)
     now = timezone.now()
     with transaction.atomic():
         if not _update_if_current(asset_id=asset.pk, version=expected_version, shapes=clean, reviewer=reviewer,

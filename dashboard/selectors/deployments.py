@@ -2,6 +2,7 @@
 from django.db.models import Count
 
 from dashboard.models import AssetStatus, Deployment, PredictedAsset
+from dashboard.shapes import svg_points
 
 
 def status_counts(deployment: Deployment) -> dict:
@@ -24,7 +25,7 @@ def display_shapes(shapes: list[dict], *, labels: dict[int, dict], min_threshold
         label = labels.get(shape["label_id"], {"name": f"class {shape['label_id']}", "color": "#888888"})
         item = {**shape, "label": label["name"], "color": label["color"]}
         if shape["type"] == "polygon":
-            item["svg_points"] = " ".join(f"{x},{y}" for x, y in shape["points"])
+            item["svg_points"] = svg_points(shape)
         shown.append(item)
     return shown
 

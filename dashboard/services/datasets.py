@@ -1,7 +1,6 @@
 """Writes to datasets: creating datasets and versions, importing COCO files, and exporting versions as COCO or YOLO zips."""
 import datetime as dt
 import json
-import math
 import posixpath
 import re
 import shutil
@@ -22,6 +21,7 @@ from dashboard.models import (
 )
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import image_inspect
+from dashboard.shapes import shape_to_coco, shape_to_yolo, shapes_from_coco
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
 PROGRESS_EVERY = 50  # assets between two progress writes of an export job
@@ -153,7 +153,7 @@ def dataset_import_coco(*, version: DatasetVersion, coco: dict, images: dict[str
             errors.append(FieldError(f"{field}.category_id", f"{category_id!r} is not in categories"))
             continue
         try:
-            entry["shapes"].extend(_coco_shapes(annotation, version.type))
+            entry["shapes"].extend(shapes_from_coco(annotation, version.type))
         except ValueError as error:
             errors.append(FieldError(field, str(error)))
     if errors:
@@ -191,33 +191,6 @@ def _coco_categories(categories, errors: list[FieldError]) -> dict[int, str]:
     return found
 
 
-def _coco_shapes(annotation: dict, inference_type: str) -> list[dict]:
-    label_id = annotation["category_id"]
-    if inference_type == InferenceType.CLASSIFICATION:
-        return [{"type": "classification", "label_id": label_id}]
-    segmentation = annotation.get("segmentation")
-    if inference_type == InferenceType.SEGMENTATION and segmentation:
-        if not isinstance(segmentation, list):
-            raise ValueError("RLE segmentation masks are not supported; give polygons")
-        shapes = []
-        for polygon in segmentation:
-            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                    or not all(_finite(v) for v in polygon)):
-                raise ValueError("a segmentation polygon is a flat list of at least 3 x, y pairs")
-            points = [[polygon[i], polygon[i + 1]] for i in range(0, len(polygon), 2)]
-            shapes.append({"type": "polygon", "label_id": label_id, "points": points})
-        return shapes
-    bbox = annotation.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
-        raise ValueError("bbox must be [x, y, width, height] with a width and height >= 0")
-    x, y, w, h = bbox
-    return [{"type": "rectangle", "label_id": label_id, "x": x, "y": y, "w": w, "h": h}]
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 # Export
 
 
@@ -233,6 +206,7 @@ def dataset_version_export(
             [FieldError("format", "YOLO labels hold boxes: export a classification version as coco")]
         )
     class_ids = sorted({int(key) for key in version.labels})
+    class_index = {class_id: index for index, class_id in enumerate(class_ids)}
     assets = version.assets.select_related("data", "annotation").order_by("created_at", "filename", "id")
     total = assets.count()
     coco = {"images": [], "annotations": [], "categories": [
@@ -250,10 +224,11 @@ def dataset_version_export(
                 coco["images"].append({"id": index, "file_name": name, "width": asset.width, "height": asset.height})
                 for shape in shapes:
                     coco["annotations"].append(
-                        {"id": len(coco["annotations"]) + 1, "image_id": index, **_coco_annotation(shape)}
+                        {"id": len(coco["annotations"]) + 1, "image_id": index, **shape_to_coco(shape)}
                     )
             else:
-                lines = [_yolo_line(shape, asset, class_ids) for shape in shapes]
+                lines = [shape_to_yolo(shape, width=asset.width, height=asset.height, class_index=class_index)
+                         for shape in shapes]
                 archive.writestr(f"labels/{stem}.txt", "".join(line + "\n" for line in lines if line))
             if progress is not None and (index % PROGRESS_EVERY == 0 or index == total):
                 progress(index / total)
@@ -276,37 +251,6 @@ def _unique_stem(filename: str, taken: set[str]) -> str:
         candidate = f"{stem}-{n}"
     taken.add(candidate)
     return candidate
-
-
-def _box(shape: dict) -> tuple[float, float, float, float] | None:
-    if shape["type"] == "rectangle":
-        return shape["x"], shape["y"], shape["w"], shape["h"]
-    if shape["type"] == "polygon":
-        xs, ys = [p[0] for p in shape["points"]], [p[1] for p in shape["points"]]
-        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-    return None
-
-
-def _coco_annotation(shape: dict) -> dict:
-    annotation = {"category_id": shape["label_id"], "iscrowd": 0}
-    box = _box(shape)
-    if box is not None:
-        annotation["bbox"] = list(box)
-        annotation["area"] = box[2] * box[3]
-    if shape["type"] == "polygon":
-        annotation["segmentation"] = [[v for point in shape["points"] for v in point]]
-        xs, ys = zip(*shape["points"])
-        annotation["area"] = 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))))
-    return annotation
-
-
-def _yolo_line(shape: dict, asset: DatasetAsset, class_ids: list[int]) -> str | None:
-    box = _box(shape)
-    if box is None or shape["label_id"] not in class_ids:
-        return None
-    x, y, w, h = box
-    cx, cy = (x + w / 2) / asset.width, (y + h / 2) / asset.height
-    return f"{class_ids.index(shape['label_id'])} {cx:.6f} {cy:.6f} {w / asset.width:.6f} {h / asset.height:.6f}"
 
 
 def export_job_create(*, version: DatasetVersion, format: str) -> ExportJob:

@@ -2,7 +2,7 @@
 from django.db import IntegrityError, transaction
 
 from dashboard.errors import Conflict, FieldError, ValidationFailed
-from dashboard.shapes import is_finite_number
+from dashboard.fields import is_finite_number
 from dashboard.models import Deployment, Label
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990"]

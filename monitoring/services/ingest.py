@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, ValidationFailed
-from dashboard.shapes import is_finite_number, parse_raw_predictions
+from dashboard.fields import is_finite_number
+from dashboard.shapes import parse_raw_predictions
 from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, image_inspect
