@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from loupe_sdk.dataset import Dataset
 from loupe_sdk.deployment import Deployment
 from loupe_sdk.exceptions import LoupeError, NotFoundError, UnauthorizedError
-from loupe_sdk.http import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Timeout, Transport
+from loupe_sdk.http import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SERVING_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Timeout,
+    Transport,
+)
 from loupe_sdk.model import Model
+from loupe_sdk.project import Project
+from loupe_sdk.tag import TagsGiven, tag_names
+from loupe_sdk.types.enums import InferenceType
 
 DEFAULT_HOST = "http://127.0.0.1:8000"
 
@@ -20,6 +30,8 @@ class Client:
 
     `host` defaults to $LOUPE_HOST, then to a local server; `api_token` to $LOUPE_API_TOKEN. The organization
     is chosen by name or id; with neither, the token's user must belong to exactly one.
+    `timeout` bounds platform and monitoring calls, `serving_timeout` predictions, which wait for a model to run;
+    either is seconds or a (connect, read) pair.
     """
 
     def __init__(
@@ -30,6 +42,7 @@ class Client:
         host: Optional[str] = None,
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        serving_timeout: Timeout = DEFAULT_SERVING_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
     ) -> None:
@@ -40,6 +53,7 @@ class Client:
             host or os.environ.get("LOUPE_HOST") or DEFAULT_HOST,
             token,
             timeout=timeout,
+            serving_timeout=serving_timeout,
             max_retries=max_retries,
             backoff=backoff,
         )
@@ -77,6 +91,45 @@ class Client:
     def list_deployments(self) -> List[Deployment]:
         return [Deployment(self._transport, info) for info in self._list("/api/deployments")]
 
+    def create_deployment(
+        self,
+        name: str,
+        type: Union[InferenceType, str],
+        labels: Union[Mapping[int, str], Sequence[str]],
+        min_threshold: Optional[float] = None,
+        tags: TagsGiven = None,
+        organization_id: Optional[Union[str, uuid.UUID]] = None,
+    ) -> Deployment:
+        """Create a deployment in this client's organization (or the one given) and return it.
+
+        `labels` maps class ids to names, or lists names, which then take the ids 1, 2, ...: the ids the
+        prediction formats' `detection_classes` refer to.
+        """
+        body: Dict[str, Any] = {
+            "name": name,
+            "type": type.value if isinstance(type, InferenceType) else str(type).strip().upper(),
+            "labels": _label_map(labels),
+            "organization_id": str(organization_id) if organization_id is not None else self.organization_id,
+        }
+        if min_threshold is not None:
+            body["min_threshold"] = min_threshold
+        if tags is not None:
+            body["tags"] = tag_names(tags)
+        return Deployment(self._transport, self._transport.platform("POST", "/api/deployments", json=body))
+
+    def create_project(self, name: str) -> Project:
+        """Create a project, where continuous training runs its experiments."""
+        info = self._transport.platform(
+            "POST", "/api/projects", json={"name": name, "organization_id": self.organization_id}
+        )
+        return Project(info)
+
+    def get_project(self, name: str) -> Project:
+        items = self._list("/api/projects", name=name)
+        if not items:
+            raise NotFoundError(f"no project named {name!r} in organization {self.organization_name!r}")
+        return Project(items[0])
+
     def get_model(self, name: str) -> Model:
         items = self._list("/api/models", name=name)
         if not items:
@@ -95,6 +148,21 @@ class Client:
     def _list(self, path: str, **filters: Any) -> List[Dict[str, Any]]:
         answer = self._transport.platform("GET", path, params={**filters, "organization_id": self.organization_id})
         return list(answer.get("items") or [])
+
+
+def _label_map(labels: Union[Mapping[int, str], Sequence[str]]) -> Dict[str, str]:
+    """Class ids as JSON keys ({"1": "car"}), the form the server stores and answers label maps in."""
+    if isinstance(labels, str):
+        raise TypeError("labels are a list of names or a dict of class id to name, not one string")
+    pairs = labels.items() if isinstance(labels, Mapping) else enumerate(labels, start=1)
+    label_map: Dict[str, str] = {}
+    for class_id, label in pairs:
+        if isinstance(class_id, bool) or not isinstance(class_id, (int, str)) or not str(class_id).isdigit():
+            raise ValueError(f"a class id is a non-negative integer, not {class_id!r}")
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"class {class_id} needs a name, not {label!r}")
+        label_map[str(int(class_id))] = label
+    return label_map
 
 
 def _pick_organization(

@@ -1,26 +1,39 @@
-"""A deployment seen from client code: its settings, its models, and the predictions it monitors."""
+"""A deployment seen from client code: its settings, models, pipelines, and the predictions it serves and monitors."""
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from loupe_sdk.dataset import DatasetVersion
 from loupe_sdk.exceptions import BadRequestError, InvalidQueryError, NotFoundError
-from loupe_sdk.http import Transport
+from loupe_sdk.http import Multipart, Transport
 from loupe_sdk.images import guess_content_type, normalize_content_type
 from loupe_sdk.model import ModelVersion
 from loupe_sdk.predicted_asset import PredictedAsset
-from loupe_sdk.types.enums import SupportedContentType
+from loupe_sdk.project import Project
+from loupe_sdk.tag import Tag, TagsGiven, tag_names
+from loupe_sdk.types.enums import (
+    ContinuousDeploymentPolicy,
+    ContinuousTrainingTrigger,
+    ServiceMetrics,
+    SupportedContentType,
+    member_of,
+)
 from loupe_sdk.types.schemas_prediction import PredictionFormat
+from loupe_sdk.worker import Worker
 
 Prediction = Union[PredictionFormat, Mapping[str, Any]]
 Identifier = Union[str, uuid.UUID]
 Timestamp = Union[float, int, datetime]
+# Anything with an `id` (a Data, a PredictedAsset, a version), a dict with "id", or the id itself.
+Referenced = Union[Any, Mapping[str, Any], Identifier]
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -81,6 +94,26 @@ class Deployment:
             self._apply(answer)
         else:
             self._apply({**self._info, **changes})
+
+    def delete(self, force_delete: bool = False) -> None:
+        """Delete this deployment; `force_delete` also deletes it while it still holds predictions or pipelines."""
+        self._transport.platform("DELETE", self._path, params={"force_delete": "true" if force_delete else "false"})
+
+    def add_tags(self, tags: TagsGiven) -> None:
+        """Tag this deployment; tags are names or Tag objects, one or a list."""
+        self._transport.platform("POST", self._path + "/tags", json={"tags": tag_names(tags)})
+
+    def remove_tags(self, tags: TagsGiven) -> None:
+        self._transport.platform("DELETE", self._path + "/tags", json={"tags": tag_names(tags)})
+
+    def get_tags(self) -> List[Tag]:
+        answer = self._transport.platform("GET", self._path + "/tags")
+        return [Tag(item) for item in answer.get("items") or []]
+
+    def list_workers(self) -> List[Worker]:
+        """The users who may work on this deployment, with their role in its organization."""
+        answer = self._transport.platform("GET", self._path + "/workers")
+        return [Worker(item) for item in answer.get("items") or []]
 
     def set_model(self, model_version: Union[ModelVersion, Identifier]) -> None:
         """Make this model version the champion."""
@@ -174,43 +207,55 @@ class Deployment:
             metadata=metadata,
         )
 
+    def monitor_data(
+        self,
+        data: Referenced,
+        latency: float,
+        height: int,
+        width: int,
+        prediction: Prediction,
+        tags: TagsGiven = None,
+        timestamp: Optional[Timestamp] = None,
+        shadow_latency: Optional[float] = None,
+        shadow_prediction: Optional[Prediction] = None,
+    ) -> Dict[str, Any]:
+        """Send one prediction made on an image already stored as a Data (given as itself, a dict or its id)."""
+        body = {
+            "data_id": _id_of(data),
+            **_prediction_fields(
+                latency=latency,
+                height=height,
+                width=width,
+                prediction=prediction,
+                tags=tags,
+                timestamp=timestamp,
+                shadow_latency=shadow_latency,
+                shadow_prediction=shadow_prediction,
+            ),
+        }
+        return self._post_prediction(body)
+
     def _send_prediction(
         self,
         *,
         raw_image: bytes,
         content_type: str,
         filename: str,
-        latency: float,
-        height: int,
-        width: int,
-        prediction: Prediction,
         source: Optional[str],
-        tags: Optional[List[str]],
-        timestamp: Optional[Timestamp],
-        shadow_latency: Optional[float],
-        shadow_prediction: Optional[Prediction],
         metadata: Optional[Dict[str, Any]],
+        **fields: Any,
     ) -> Dict[str, Any]:
-        if shadow_prediction is not None and shadow_latency is None:
-            raise ValueError("a shadow prediction needs its shadow_latency")
         body: Dict[str, Any] = {
             "filename": filename,
             "content_type": content_type,
-            "height": height,
-            "width": width,
             "image": base64.b64encode(raw_image).decode("ascii"),
-            "raw_predictions": _raw(prediction),
-            "latency": latency,
+            **_prediction_fields(**fields),
         }
-        optional = {
-            "source": source,
-            "tags": list(tags) if tags is not None else None,
-            "metadata": metadata,
-            "timestamp": timestamp.timestamp() if isinstance(timestamp, datetime) else timestamp,
-            "shadow_latency": shadow_latency if shadow_prediction is not None else None,
-            "shadow_raw_predictions": _raw(shadow_prediction) if shadow_prediction is not None else None,
-        }
+        optional = {"source": source, "metadata": metadata}
         body.update({key: value for key, value in optional.items() if value is not None})
+        return self._post_prediction(body)
+
+    def _post_prediction(self, body: Dict[str, Any]) -> Dict[str, Any]:
         return self._transport.monitoring(
             "POST",
             self.oracle_host,
@@ -243,6 +288,104 @@ class Deployment:
             json={"shadow_raw_predictions": _raw(shadow_prediction), "shadow_latency": shadow_latency},
             idempotency_key=str(uuid.uuid4()),
         )
+
+    # Serving
+
+    def predict(
+        self,
+        file_path: Union[str, Path],
+        tags: TagsGiven = None,
+        source: Optional[Any] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        monitor: bool = True,
+    ) -> Dict[str, Any]:
+        """Have the champion predict on an image file; with `monitor`, the prediction is also monitored.
+
+        The answer holds the prediction, its `latency` and, when monitored, its `oracle_prediction_id`.
+        """
+        path = Path(file_path)
+        return self.predict_bytes(
+            path.name, path.read_bytes(), tags=tags, source=source, metadata=metadata, monitor=monitor
+        )
+
+    def predict_bytes(
+        self,
+        filename: str,
+        raw_image: bytes,
+        tags: TagsGiven = None,
+        source: Optional[Any] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        monitor: bool = True,
+    ) -> Dict[str, Any]:
+        """Have the champion predict on an image in memory; its type is told from `filename`. See `predict`."""
+        form: Multipart = [("media", (filename, raw_image, guess_content_type(filename)))]
+        if source is not None:
+            # A DataSource-like object is sent by its name.
+            form.append(("source", (None, str(getattr(source, "name", source)))))
+        form.extend(_tags_form(tags))
+        if metadata is not None:
+            form.append(("metadata", (None, json.dumps(metadata))))
+        form.append(("monitor", (None, _flag(monitor))))
+        return self._serve(self._path + "/predict", form)
+
+    def predict_data(self, data: Referenced, tags: TagsGiven = None, monitor: bool = True) -> Dict[str, Any]:
+        """Have the champion predict on an image already stored as a Data (given as itself, a dict or its id)."""
+        form: Multipart = [("data_id", (None, _id_of(data))), *_tags_form(tags), ("monitor", (None, _flag(monitor)))]
+        return self._serve(self._path + "/predict", form)
+
+    def predict_shadow(
+        self, predicted_asset: Union[PredictedAsset, Identifier], monitor: bool = True
+    ) -> Dict[str, Any]:
+        """Have the shadow model predict on an asset already predicted; with `monitor`, it is stored as its shadow."""
+        form: Multipart = [
+            ("predicted_asset_id", (None, _id_of(predicted_asset))),
+            ("monitor", (None, _flag(monitor))),
+        ]
+        return self._serve(self._path + "/predict/shadow", form)
+
+    def _serve(self, path: str, form: Multipart) -> Dict[str, Any]:
+        return self._transport.serving(
+            "POST",
+            self.serving_host,
+            self.id,
+            path,
+            multipart=form,
+            # As for monitoring: a retry after a lost answer must not run and store the prediction twice.
+            idempotency_key=str(uuid.uuid4()),
+        )
+
+    # Stats
+
+    def get_stats(
+        self,
+        service: Union[ServiceMetrics, str],
+        model_version: Optional[Union[ModelVersion, Identifier]] = None,
+        from_timestamp: Optional[Timestamp] = None,
+        to_timestamp: Optional[Timestamp] = None,
+        since: Optional[int] = None,
+        includes: Optional[Union[Iterable[Union[PredictedAsset, Identifier]], PredictedAsset, Identifier]] = None,
+        excludes: Optional[Union[Iterable[Union[PredictedAsset, Identifier]], PredictedAsset, Identifier]] = None,
+        tags: TagsGiven = None,
+    ) -> Dict[str, Any]:
+        """Statistics of one ServiceMetrics (a member or its name), over the predictions the filters keep.
+
+        Timestamps are epoch seconds or datetimes; `since` is a number of seconds before now; `includes` and
+        `excludes` list predicted assets (or their ids) to keep only, or to leave out.
+        """
+        metric = member_of(ServiceMetrics, service)
+        params = {
+            "service": metric.service,
+            "metric": metric.name,
+            "model_id": _id_of(model_version) if model_version is not None else None,
+            "from_timestamp": _epoch(from_timestamp),
+            "to_timestamp": _epoch(to_timestamp),
+            "since": int(since) if since is not None else None,
+            "includes": _joined_ids(includes),
+            "excludes": _joined_ids(excludes),
+            "tags": ",".join(tag_names(tags)) if tags is not None else None,
+        }
+        path = self._path + ("/stats" if metric.is_aggregation else "/predictions/stats")
+        return self._transport.platform("GET", path, params=params)
 
     # Predicted assets
 
@@ -354,6 +497,68 @@ class Deployment:
         """Measure outlier scores against the deployment's own history again."""
         self._transport.platform("PUT", self._path + "/pipeline/td/disable")
 
+    # Continuous training and deployment
+
+    def setup_continuous_training(
+        self,
+        project: Union[Project, Identifier],
+        dataset_version: Optional[Any] = None,
+        model_version: Optional[Any] = None,
+        trigger: Optional[Union[ContinuousTrainingTrigger, str]] = None,
+        threshold: Optional[int] = None,
+        experiment_parameters: Optional[Dict[str, Any]] = None,
+        scan_config: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Set up (and turn on) continuous training: an experiment in `project` each time `trigger` fires.
+
+        With the FEEDBACK_LOOP trigger, it fires once `threshold` more predictions have been reviewed; the
+        experiment trains on the versions attached with attach_dataset_version_to_continuous_training.
+        `dataset_version`, `model_version` and `scan_config` are deprecated and ignored.
+        """
+        deprecated = {"dataset_version": dataset_version, "model_version": model_version, "scan_config": scan_config}
+        for name, value in deprecated.items():
+            if value is not None:
+                warnings.warn(
+                    f"setup_continuous_training's {name} is deprecated and ignored", DeprecationWarning, stacklevel=2
+                )
+        body: Dict[str, Any] = {"project_id": _id_of(project)}
+        optional = {
+            "trigger": member_of(ContinuousTrainingTrigger, trigger).value if trigger is not None else None,
+            "threshold": threshold,
+            "experiment_parameters": experiment_parameters,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        self._transport.platform("POST", self._path + "/pipeline/ct", json=body)
+
+    def attach_dataset_version_to_continuous_training(
+        self, alias: str, dataset_version: Union[DatasetVersion, Identifier]
+    ) -> None:
+        """Experiments will train on this version, under `alias` ("train", "test", ...)."""
+        self._transport.platform(
+            "POST",
+            self._path + "/ct/datasets",
+            json={"dataset_version_id": _id_of(dataset_version), "alias": alias},
+        )
+
+    def detach_dataset_version_from_continuous_training(
+        self, dataset_version: Union[DatasetVersion, Identifier]
+    ) -> None:
+        self._transport.platform(
+            "DELETE", self._path + "/ct/datasets", json={"dataset_version_id": _id_of(dataset_version)}
+        )
+
+    def toggle_continuous_training(self, active: bool) -> None:
+        self._transport.platform("PUT", self._path + "/pipeline/ct", json={"active": bool(active)})
+
+    def setup_continuous_deployment(self, policy: Union[ContinuousDeploymentPolicy, str]) -> None:
+        """Choose what becomes of each model version continuous training produces: champion, shadow, or nothing."""
+        self._transport.platform(
+            "POST", self._path + "/pipeline/cd", json={"policy": member_of(ContinuousDeploymentPolicy, policy).value}
+        )
+
+    def toggle_continuous_deployment(self, active: bool) -> None:
+        self._transport.platform("PUT", self._path + "/pipeline/cd", json={"active": bool(active)})
+
 
 @contextmanager
 def _as_invalid_query() -> Iterator[None]:
@@ -384,5 +589,62 @@ def _one_shadow(
     return shadow_prediction if shadow_prediction is not None else shadow_raw_predictions
 
 
-def _id_of(item: Union[ModelVersion, DatasetVersion, Identifier]) -> str:
-    return item.id if isinstance(item, (ModelVersion, DatasetVersion)) else str(item)
+def _prediction_fields(
+    *,
+    latency: float,
+    height: int,
+    width: int,
+    prediction: Prediction,
+    tags: TagsGiven,
+    timestamp: Optional[Timestamp],
+    shadow_latency: Optional[float],
+    shadow_prediction: Optional[Prediction],
+) -> Dict[str, Any]:
+    """The fields every monitored prediction carries, whatever says which image it was made on."""
+    if shadow_prediction is not None and shadow_latency is None:
+        raise ValueError("a shadow prediction needs its shadow_latency")
+    fields: Dict[str, Any] = {
+        "height": height,
+        "width": width,
+        "raw_predictions": _raw(prediction),
+        "latency": latency,
+    }
+    optional = {
+        "tags": tag_names(tags) if tags is not None else None,
+        "timestamp": _epoch(timestamp),
+        "shadow_latency": shadow_latency if shadow_prediction is not None else None,
+        "shadow_raw_predictions": _raw(shadow_prediction) if shadow_prediction is not None else None,
+    }
+    fields.update({key: value for key, value in optional.items() if value is not None})
+    return fields
+
+
+def _tags_form(tags: TagsGiven) -> Multipart:
+    # One form field per tag, as HTML forms send a multiple select.
+    return [("tags", (None, name)) for name in tag_names(tags)]
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _epoch(timestamp: Optional[Timestamp]) -> Optional[float]:
+    if timestamp is None:
+        return None
+    return timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
+
+
+def _joined_ids(items: Any) -> Optional[str]:
+    """Comma-separated ids of predicted assets given as a list, or as one asset or id."""
+    if items is None:
+        return None
+    if isinstance(items, (str, uuid.UUID, PredictedAsset, Mapping)):
+        items = [items]
+    return ",".join(_id_of(item) for item in items)
+
+
+def _id_of(item: Referenced) -> str:
+    if isinstance(item, Mapping):
+        return str(item["id"])
+    identifier = getattr(item, "id", None)
+    return str(identifier) if identifier is not None else str(item)

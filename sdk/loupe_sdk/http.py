@@ -1,9 +1,9 @@
-"""HTTP transport of the Loupe client: one session, timeouts, retries with backoff, typed errors and monitoring JWTs."""
+"""HTTP transport of the Loupe client: one session, timeouts, retries with backoff, typed errors and deployment JWTs."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import requests
 
@@ -12,13 +12,20 @@ from loupe_sdk.exceptions import LoupeError, NetworkError, ServerError, Unauthor
 
 Timeout = Union[float, Tuple[float, float]]
 
+# Form fields and files of a multipart body, as requests takes them: (field, (filename or None, content[, type])).
+Multipart = List[Tuple[str, Tuple[Any, ...]]]
+
 DEFAULT_TIMEOUT: Timeout = (5.0, 60.0)
+# A prediction waits for a worker to run the model, which can take far longer than a platform call.
+DEFAULT_SERVING_TIMEOUT: Timeout = (5.0, 300.0)
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF = 0.2
 # Renew a JWT slightly before it expires so that a request in flight does not carry a token that dies on arrival.
 JWT_RENEWAL_MARGIN = 30.0
 # The server's documented JWT lifetime, used when a login answer omits `expires`.
 JWT_DEFAULT_LIFETIME = 3600.0
+MONITORING_LOGIN_PATH = "/api/auth/login"
+SERVING_LOGIN_PATH = "/api/login"
 
 
 class Transport:
@@ -30,17 +37,20 @@ class Transport:
         api_token: str,
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        serving_timeout: Timeout = DEFAULT_SERVING_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
     ) -> None:
         self.host = host.rstrip("/")
         self.timeout = timeout
+        self.serving_timeout = serving_timeout
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
         self._api_token = api_token
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"loupe-sdk/{__version__}"
-        self._jwts: Dict[str, Tuple[str, float]] = {}
+        # (login URL, deployment id) -> (jwt, expires at): monitoring and serving JWTs never stand in for each other.
+        self._jwts: Dict[Tuple[str, str], Tuple[str, float]] = {}
 
     def close(self) -> None:
         self._session.close()
@@ -79,38 +89,95 @@ class Transport:
         json: Any = None,
         idempotency_key: Optional[str] = None,
     ) -> Any:
-        """Call a deployment's monitoring service with its JWT, logging in again once if the JWT is refused."""
-        url = oracle_host.rstrip("/") + path
+        """Call a deployment's monitoring service with its monitoring JWT."""
+        return self._with_jwt(
+            method,
+            oracle_host,
+            MONITORING_LOGIN_PATH,
+            deployment_id,
+            path,
+            json=json,
+            idempotency_key=idempotency_key,
+            timeout=self.timeout,
+        )
+
+    def serving(
+        self,
+        method: str,
+        serving_host: str,
+        deployment_id: str,
+        path: str,
+        *,
+        multipart: Multipart,
+        idempotency_key: Optional[str] = None,
+    ) -> Any:
+        """Call a deployment's serving service with its serving JWT, waiting up to `serving_timeout` for the answer."""
+        return self._with_jwt(
+            method,
+            serving_host,
+            SERVING_LOGIN_PATH,
+            deployment_id,
+            path,
+            files=multipart,
+            idempotency_key=idempotency_key,
+            timeout=self.serving_timeout,
+        )
+
+    def _with_jwt(
+        self,
+        method: str,
+        host: str,
+        login_path: str,
+        deployment_id: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: Optional[Multipart] = None,
+        idempotency_key: Optional[str],
+        timeout: Timeout,
+    ) -> Any:
+        """Send with the deployment's JWT from this host's login, logging in again once if the JWT is refused."""
+        host = host.rstrip("/")
+        login = (host + login_path, deployment_id)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
 
         def attempt(jwt: str) -> Any:
-            return self.send(method, url, headers={**headers, "Authorization": f"Bearer {jwt}"}, json=json)
+            return self.send(
+                method,
+                host + path,
+                headers={**headers, "Authorization": f"Bearer {jwt}"},
+                json=json,
+                files=files,
+                timeout=timeout,
+            )
 
-        jwt = self._jwt(oracle_host, deployment_id, renew=False)
+        # A refused login is final; only a refused JWT is worth one renewal.
+        jwt = self._jwt(login, renew=False)
         try:
             return attempt(jwt)
         except UnauthorizedError:
             # The JWT was revoked, outlived by the server's clock or signed with a key since rotated: renew it once.
-            self._jwts.pop(deployment_id, None)
-        return attempt(self._jwt(oracle_host, deployment_id, renew=True))
+            self._jwts.pop(login, None)
+        return attempt(self._jwt(login, renew=True))
 
-    def _jwt(self, oracle_host: str, deployment_id: str, *, renew: bool) -> str:
-        cached = self._jwts.get(deployment_id)
+    def _jwt(self, login: Tuple[str, str], *, renew: bool) -> str:
+        cached = self._jwts.get(login)
         if cached and not renew and time.time() < cached[1] - JWT_RENEWAL_MARGIN:
             return cached[0]
+        login_url, deployment_id = login
         answer = self.send(
             "POST",
-            oracle_host.rstrip("/") + "/api/auth/login",
+            login_url,
             headers={"Authorization": f"Token {self._api_token}"},
             json={"api_token": self._api_token, "deployment_id": deployment_id},
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("jwt"), str):
             raise LoupeError(
-                "the monitoring login answered without a jwt", payload=answer if isinstance(answer, dict) else None
+                f"the login at {login_url} answered without a jwt", payload=answer if isinstance(answer, dict) else None
             )
         expires = answer.get("expires")
         expires_at = float(expires) if isinstance(expires, (int, float)) else time.time() + JWT_DEFAULT_LIFETIME
-        self._jwts[deployment_id] = (answer["jwt"], expires_at)
+        self._jwts[login] = (answer["jwt"], expires_at)
         return answer["jwt"]
 
     def send(
@@ -121,8 +188,13 @@ class Transport:
         headers: Mapping[str, str],
         params: Optional[Mapping[str, Any]] = None,
         json: Any = None,
+        files: Optional[Multipart] = None,
+        timeout: Optional[Timeout] = None,
     ) -> Any:
-        """Send one request, retrying server failures and lost connections; 4xx answers are never retried."""
+        """Send one request, retrying server failures and lost connections; 4xx answers are never retried.
+
+        `files` makes the body multipart/form-data; it holds bytes and strings, so each retry resends it whole.
+        """
         query = {key: value for key, value in (params or {}).items() if value is not None}
         failure: Optional[LoupeError] = None
         for attempt in range(self.max_retries + 1):
@@ -130,7 +202,13 @@ class Transport:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 response = self._session.request(
-                    method, url, headers=dict(headers), params=query, json=json, timeout=self.timeout
+                    method,
+                    url,
+                    headers=dict(headers),
+                    params=query,
+                    json=json,
+                    files=files,
+                    timeout=self.timeout if timeout is None else timeout,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure = NetworkError(f"{method} {url}: {exc}")
@@ -141,7 +219,7 @@ class Transport:
             if response.status_code == 409 and attempt and "Idempotency-Key" in headers:
                 # An earlier attempt was stored but its answer was lost: the 409 names what was stored.
                 replay = _body_of(response)
-                if isinstance(replay, dict) and replay.get("id"):
+                if isinstance(replay, dict) and (replay.get("id") or replay.get("oracle_prediction_id")):
                     return replay
             if response.status_code >= 400:
                 raise _error_from(response)
