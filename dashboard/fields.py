@@ -105,9 +105,10 @@ class Fields:
             return default
         return value
 
-    def tags(self, value, field: str, *, max_count: int = 50, max_length: int = 100) -> list[str] | None:
+    def tags(self, value, field: str, *, max_count: int = 50, max_length: int = 100,
+             required: bool = False) -> list[str] | None:
         """A list of distinct non-empty strings (order kept, white space stripped); None when not given."""
-        if value is None or value is MISSING:
+        if self._absent(value, field, required, " (a list of strings)"):
             return None
         if not isinstance(value, list) or len(value) > max_count:
             self.refuse(field, f"must be a list of at most {max_count} strings")

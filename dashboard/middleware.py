@@ -1,5 +1,10 @@
-"""Response headers every page carries: a Content-Security-Policy that allows only Loupe's own files."""
+"""What every page passes through: the Content-Security-Policy that allows only Loupe's own files, and access
+refusals turned into 404 and 403 pages."""
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from dashboard.errors import Forbidden, NotFound
 
 POLICY = "; ".join(
     [
@@ -27,3 +32,21 @@ class ContentSecurityPolicyMiddleware:
         response.headers.setdefault("Content-Security-Policy", self.policy)
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+class AccessErrorPagesMiddleware:
+    """Pages ask dashboard.selectors.access the same questions as the API; its NotFound and Forbidden become the
+    404 and 403 pages here, with their message (the API answers them as JSON itself)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, NotFound):
+            raise Http404(exception.message) from None
+        if isinstance(exception, Forbidden):
+            raise PermissionDenied(exception.message) from None
+        return None

@@ -1,9 +1,9 @@
 """The monitoring ("oracle") API: monitored predictions, late shadow predictions, and the training-data reference."""
 from django.http import HttpRequest
 
-from dashboard.api.base import api_view, json_body, require_fields
+from dashboard.api.base import api_view, json_body, jwt_deployment_check, require_fields
 from dashboard.api.datasets import dataset_version_json, dataset_version_of
-from dashboard.errors import NotFound, Unauthorized
+from dashboard.errors import NotFound
 from dashboard.models import PredictedAsset, Role
 from dashboard.selectors.access import deployment_for_member, deployment_for_monitoring
 from monitoring.selectors import training_data_of
@@ -12,9 +12,7 @@ from monitoring.services.training_data import training_data_disable, training_da
 
 
 def _deployment_for_monitoring(request: HttpRequest, deployment_id):
-    claims = request.jwt_claims
-    if claims is not None and claims["deployment"] != str(deployment_id):
-        raise Unauthorized("the JWT is bound to another deployment")
+    jwt_deployment_check(request, deployment_id)
     return deployment_for_monitoring(user_id=request.api_user_id, deployment_id=deployment_id, role=Role.ML_LEAD)
 
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.views.access import deployment_for_page
+from dashboard.selectors.access import deployment_for_member
 from monitoring.selectors import training_data_of
 
 
@@ -13,7 +13,7 @@ from monitoring.selectors import training_data_of
 @require_GET
 @vary_on_headers("HX-Request")
 def training_data_status(request, deployment_id):
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     if not request.htmx:
         return redirect(reverse("feedback-loop", args=[deployment.id]))
     context = {"deployment": deployment, "training": training_data_of(deployment=deployment)}

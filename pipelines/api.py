@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.api.datasets import dataset_version_json, dataset_version_of
+from dashboard.fields import uuid_field
 from dashboard.errors import FieldError, ValidationFailed
 from dashboard.models import Role
 from dashboard.selectors.access import deployment_for_member
@@ -89,17 +90,10 @@ def _asset_ids(ids, deployment) -> list[uuid.UUID]:
         raise ValidationFailed.from_errors(
             [FieldError("predicted_asset_ids", f"must be a list of 1 to {MAX_SUBMIT_IDS:,} ids")]
         )
-    parsed = [_uuid(value, f"predicted_asset_ids[{index}]") for index, value in enumerate(ids)]
+    parsed = [uuid_field(value, f"predicted_asset_ids[{index}]") for index, value in enumerate(ids)]
     known = set(deployment.predicted_assets.filter(pk__in=parsed).values_list("id", flat=True))
     unknown = [FieldError(f"predicted_asset_ids[{index}]", "is no predicted asset of this deployment")
                for index, value in enumerate(parsed) if value not in known]
     if unknown:
         raise ValidationFailed.from_errors(unknown)
     return parsed
-
-
-def _uuid(value, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ValidationFailed.from_errors([FieldError(field, "must be a UUID")]) from None

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 
 from dashboard.errors import FieldError, ValidationFailed
+from dashboard.fields import Fields
 from dashboard.models import Annotation, AssetStatus, DatasetAsset, DatasetVersion, Deployment, PredictedAsset
 from dashboard.services.datasets import dataset_version_check
 from pipelines.models import FeedbackLoop
@@ -52,8 +53,9 @@ def feedback_loop_detach(*, deployment: Deployment, dataset_version: DatasetVers
 
 
 def feedback_loop_toggle(*, deployment: Deployment, active: bool) -> FeedbackLoop:
-    if not isinstance(active, bool):
-        raise ValidationFailed.from_errors([FieldError("active", "must be true or false")])
+    fields = Fields()
+    active = fields.boolean(active, "active")
+    fields.check()
     loop = _loop_of(deployment)
     FeedbackLoop.objects.filter(pk=loop.pk).update(active=active)
     loop.active = active

@@ -1,14 +1,14 @@
 """The feedback-loop page of a deployment: attach and detach dataset versions, on and off, the training data."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from dashboard.errors import ApiError, NotFound
 from dashboard.models import DatasetVersion, Role
 from dashboard.selectors.datasets import dataset_version_in, versions_with_counts
-from dashboard.views.access import deployment_for_page
+from dashboard.selectors.access import deployment_for_member, role_require
 from monitoring.selectors import training_data_of
 from monitoring.services.training_data import training_data_disable, training_data_set
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
@@ -18,10 +18,9 @@ from pipelines.services import feedback_loop_attach, feedback_loop_detach, feedb
 @login_required
 @require_http_methods(["GET", "POST"])
 def feedback_loop_settings(request, deployment_id):
-    deployment, membership = deployment_for_page(request, deployment_id)
+    deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     if request.method == "POST":
-        if not membership.allows(Role.ADMIN):
-            raise PermissionDenied("only an admin changes the feedback loop")
+        role_require(held=membership.role, role=Role.ADMIN)
         try:
             messages.success(request, _feedback_loop_action(deployment, request.POST))
         except ApiError as error:

@@ -4,6 +4,7 @@ from django.urls import reverse
 from dashboard.models import Deployment, PredictedAsset
 from dashboard.selectors.assets import SORTS, cursor_for, predicted_assets_page
 from dashboard.selectors.deployments import label_map
+from dashboard.selectors.predictions import asset_predictions
 from reviews.models import Review
 
 
@@ -24,7 +25,7 @@ def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Rev
 
     `last` is the asset's newest history row (the caller reads the history anyway), None before any review.
     """
-    predictions = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
+    predictions = asset_predictions(asset)
     return {
         "asset_id": str(asset.id),
         "type": deployment.type,
@@ -34,8 +35,8 @@ def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Rev
         "status": asset.status,
         "min_threshold": deployment.min_threshold,
         "labels": [{"id": class_id, **label} for class_id, label in label_map(deployment).items()],
-        "champion": predictions[False].shapes if False in predictions else [],
-        "shadow": predictions[True].shapes if True in predictions else None,
+        "champion": predictions.champion_shapes,
+        "shadow": predictions.shadow.shapes if predictions.shadow is not None else None,
         "review": None if asset.reviewed_shapes is None else {
             "shapes": asset.reviewed_shapes,
             "by": asset.reviewed_by.get_username() if asset.reviewed_by else None,

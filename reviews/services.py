@@ -5,6 +5,7 @@ from django.db.models import F, QuerySet, Subquery
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
+from dashboard.selectors.predictions import asset_predictions
 from dashboard.shapes import shapes_validate
 from dashboard.models import AssetStatus, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
@@ -29,15 +30,19 @@ def _conflict(asset_id) -> Conflict:
 
 
 def review_submit(
-    *, asset_id, reviewer: AbstractBaseUser, shapes, expected_version: int | None, kind: str = ReviewKind.REVIEW
+    *, asset_id, reviewer: AbstractBaseUser, shapes, expected_version: int | None, kind: str = ReviewKind.REVIEW,
+    deployment: Deployment | None = None,
 ) -> PredictedAsset:
     """Save the reviewer's shapes if the asset is still at `expected_version` (None: whatever it is now).
+
+    With `deployment`, an asset of another deployment is not found.
 
     Returns the asset as saved: its review fields (status, version, reviewed_shapes, reviewed_by, reviewed_at)
     hold what was written; other fields are read only if asked for. A caller that shows more reads it again.
     """
     # Only what validation and the write need: not the stored review, which can be thousands of shapes of JSON.
-    asset = (PredictedAsset.objects.select_related("deployment")
+    assets = PredictedAsset.objects.filter(deployment=deployment) if deployment is not None else PredictedAsset.objects
+    asset = (assets.select_related("deployment")
              .only("version", "width", "height", "deployment__type").filter(pk=asset_id).first())
     if asset is None:
         raise NotFound(f"predicted asset {asset_id} not found")
@@ -85,8 +90,7 @@ def bulk_accept(*, deployment: Deployment, assets: QuerySet[PredictedAsset], rev
         .prefetch_related("predictions").order_by()
     )
     for asset in candidates.iterator(chunk_size=500):
-        champion = next((p for p in asset.predictions.all() if not p.is_shadow), None)
-        shapes = [shape for shape in (champion.shapes if champion else []) if shape["score"] >= min_score]
+        shapes = [shape for shape in asset_predictions(asset).champion_shapes if shape["score"] >= min_score]
         if deployment.type == InferenceType.CLASSIFICATION and len(shapes) != 1:
             continue  # nothing confident enough to accept: a person must choose the class
         with transaction.atomic():

@@ -1,24 +1,24 @@
 """The labeling team's pages: the review queue (grid, table, details), one predicted asset and its review tool."""
 import datetime as dt
-import json
 import uuid
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.errors import ApiError, ValidationFailed
+from dashboard.api.base import api_view, json_body, require_fields
+from dashboard.errors import ValidationFailed
 from dashboard.query import QUERY_HELP
-from dashboard.models import AssetStatus, PredictedAsset
+from dashboard.models import AssetStatus
 from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
-from dashboard.views.access import deployment_for_page
+from dashboard.selectors.predictions import asset_predictions
+from dashboard.selectors.access import deployment_for_member
 from monitoring.selectors import outlier_reference_active
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services import feedback_loop_submit
@@ -55,7 +55,7 @@ def _query_error(error: ValidationFailed, query: str) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 def queue(request, deployment_id):
-    deployment, membership = deployment_for_page(request, deployment_id)
+    deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     context = {
         "deployment": deployment,
@@ -95,7 +95,7 @@ def queue(request, deployment_id):
 @login_required
 @require_GET
 def queue_count(request, deployment_id):
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     try:
         count = predicted_assets_matching(deployment=deployment, query=state["q"]).count()
@@ -108,7 +108,7 @@ def queue_count(request, deployment_id):
 @require_GET
 def queue_new(request, deployment_id):
     """How many assets matching the query arrived since the page was opened (polled while it is open)."""
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     try:
         opened_at = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
@@ -124,23 +124,21 @@ def queue_new(request, deployment_id):
 @login_required
 @require_GET
 def asset_detail(request, deployment_id, asset_id):
-    deployment, membership = deployment_for_page(request, deployment_id)
+    deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     asset = get_object_or_404(
         predicted_assets_matching(deployment=deployment).prefetch_related("predictions"), pk=asset_id
     )
     labels = label_map(deployment)
-    predictions = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
-    card = asset_cards(deployment=deployment, assets=[asset])[0]
-    shadow = predictions.get(True)
+    predictions = asset_predictions(asset)
+    shadow = predictions.shadow
     context = {
         "deployment": deployment,
         "asset": asset,
-        "card": card,
-        "champion": predictions.get(False),
+        "card": asset_cards(deployment=deployment, assets=[asset], labels=labels)[0],
+        "champion": predictions.champion,
         "shadow": shadow,
         "shadow_shapes": display_shapes(shadow.shapes, labels=labels, min_threshold=0) if shadow else [],
-        "champion_shapes": display_shapes(predictions[False].shapes, labels=labels, min_threshold=0)
-        if False in predictions else [],
+        "champion_shapes": display_shapes(predictions.champion_shapes, labels=labels, min_threshold=0),
         "state_query": urlencode(_queue_state(request.GET)),
     }
     return render(request, "reviews/asset_detail.html", context)
@@ -149,7 +147,7 @@ def asset_detail(request, deployment_id, asset_id):
 @login_required
 @require_GET
 def review_tool(request, deployment_id, asset_id):
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     asset = get_object_or_404(
         predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
         pk=asset_id,
@@ -172,22 +170,15 @@ def review_tool(request, deployment_id, asset_id):
     return render(request, "reviews/review_tool.html", context)
 
 
-@login_required
-@require_POST
+@api_view(methods=("POST",), auth="session")
 def review_save(request, deployment_id, asset_id):
-    """The tool's save: JSON in ({shapes, expected_version, kind}), the new version or the API's error JSON out."""
-    deployment, _ = deployment_for_page(request, deployment_id)
-    get_object_or_404(PredictedAsset.objects.filter(deployment=deployment).only("id"), pk=asset_id)
-    try:
-        body = json.loads(request.body or b"{}")
-        kind = body.get("kind") if body.get("kind") in (ReviewKind.ACCEPT, ReviewKind.REVIEW) else ReviewKind.REVIEW
-        asset = review_submit(asset_id=asset_id, reviewer=request.user, shapes=body.get("shapes"),
-                              expected_version=body.get("expected_version"), kind=kind)
-    except (ValueError, AttributeError):
-        return JsonResponse({"message": "the body must be a JSON object", "errors": []}, status=400)
-    except ApiError as error:
-        return JsonResponse(error.as_dict(), status=error.status)
-    return JsonResponse({"version": asset.version, "status": asset.status})
+    """The tool's save: JSON in ({shapes, expected_version, kind}), the new version out, errors as the API's."""
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
+    body = require_fields(json_body(request))
+    kind = body.get("kind") if body.get("kind") in (ReviewKind.ACCEPT, ReviewKind.REVIEW) else ReviewKind.REVIEW
+    asset = review_submit(asset_id=asset_id, reviewer=request.user, shapes=body.get("shapes"), kind=kind,
+                          expected_version=body.get("expected_version"), deployment=deployment)
+    return 200, {"version": asset.version, "status": asset.status}
 
 
 def _selection(request, deployment):
@@ -205,7 +196,7 @@ def _selection(request, deployment):
 @require_http_methods(["GET", "POST"])
 def queue_bulk_accept(request, deployment_id):
     """Accept as predicted: GET confirms how many assets the selection holds, POST accepts them."""
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     try:
         params, state, everything, assets = _selection(request, deployment)
         min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
@@ -233,7 +224,7 @@ def queue_bulk_accept(request, deployment_id):
 @require_http_methods(["GET", "POST"])
 def queue_submit(request, deployment_id):
     """Submit to the feedback loop: GET confirms how many REVIEWED assets the selection holds, POST submits them."""
-    deployment, _ = deployment_for_page(request, deployment_id)
+    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     try:
         params, state, everything, assets = _selection(request, deployment)
     except ValidationFailed:

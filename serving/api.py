@@ -1,11 +1,10 @@
 """The model registry's API: an organization's models and versions, and the versions serving a deployment."""
-import uuid
 
 from django.http import HttpRequest
 
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.api.representations import deployment_json, model_version_json
-from dashboard.errors import FieldError, ValidationFailed
+from dashboard.fields import uuid_field
 from dashboard.models import Model, Role
 from dashboard.selectors.access import deployment_for_member, memberships_of
 from serving.services import deployment_set_model
@@ -15,7 +14,7 @@ def _set_model(request: HttpRequest, deployment_id, *, shadow: bool):
     deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ADMIN)
     body = require_fields(json_body(request), "model_version_id")
     deployment = deployment_set_model(
-        deployment=deployment, model_version_id=_uuid(body["model_version_id"], "model_version_id"), shadow=shadow
+        deployment=deployment, model_version_id=uuid_field(body["model_version_id"], "model_version_id"), shadow=shadow
     )
     return 200, deployment_json(deployment, request)
 
@@ -35,7 +34,7 @@ def models(request: HttpRequest):
     organization_ids = [m.organization_id for m in memberships_of(user=request.api_user)]
     queryset = Model.objects.filter(organization_id__in=organization_ids).prefetch_related("versions__model")
     if organization_id := request.GET.get("organization_id"):
-        queryset = queryset.filter(organization_id=_uuid(organization_id, "organization_id"))
+        queryset = queryset.filter(organization_id=uuid_field(organization_id, "organization_id"))
     if name := request.GET.get("name"):
         queryset = queryset.filter(name=name)
     items = [
@@ -44,10 +43,3 @@ def models(request: HttpRequest):
         for model in queryset
     ]
     return 200, {"items": items}
-
-
-def _uuid(value, field: str):
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ValidationFailed.from_errors([FieldError(field, "must be a UUID")]) from None

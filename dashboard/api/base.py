@@ -16,13 +16,13 @@ from dashboard.services.auth import api_token_authenticate, deployment_jwt_verif
 
 def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
     """Wrap a view that returns (status, body), or a response of its own (a file, say), with the API's
-    authentication and JSON errors. `auth` is "token" (API token), "jwt" (deployment JWT) or "none".
+    authentication and JSON errors. `auth` is "token" (API token), "jwt" (deployment JWT), "session" (a logged-in
+    page's own JSON calls, CSRF-checked like its forms) or "none".
 
     With "jwt", a plain API token is accepted as well; the view then checks the deployment itself.
     """
 
     def decorate(view: Callable) -> Callable:
-        @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             try:
@@ -32,7 +32,11 @@ def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
                         headers={"Allow": ", ".join(methods)},
                     )
                 request.jwt_claims = None
-                if auth != "none":
+                if auth == "session":
+                    if not request.user.is_authenticated:
+                        raise Unauthorized("log in first: this is called by Loupe's own pages")
+                    request.api_user, request.api_user_id = request.user, request.user.pk
+                elif auth != "none":
                     _authenticate(request, allow_jwt=auth == "jwt")
                 answer = view(request, *args, **kwargs)
                 if isinstance(answer, HttpResponseBase):
@@ -45,9 +49,17 @@ def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
                 error = PayloadTooLarge("the request body is over the size limit", [FieldError("body", "too large")])
                 return JsonResponse(error.as_dict(), status=error.status)
 
-        return wrapper
+        # Bearer credentials cannot be sent by another site's form; a session cookie can, so only it is CSRF-checked.
+        return wrapper if auth == "session" else csrf_exempt(wrapper)
 
     return decorate
+
+
+def jwt_deployment_check(request: HttpRequest, deployment_id) -> None:
+    """A deployment JWT reaches only the deployment it was issued for."""
+    claims = request.jwt_claims
+    if claims is not None and claims["deployment"] != str(deployment_id):
+        raise Unauthorized("the JWT is bound to another deployment")
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> JsonResponse:

@@ -1,11 +1,10 @@
 """The datasets API: datasets, their versions, and a version exported as a COCO or YOLO zip."""
 import tempfile
-import uuid
 
 from django.http import FileResponse, HttpRequest
 
 from dashboard.api.base import api_view
-from dashboard.errors import FieldError, ValidationFailed
+from dashboard.fields import uuid_field
 from dashboard.models import DatasetVersion
 from dashboard.selectors.access import organization_for_member
 from dashboard.selectors.datasets import (
@@ -37,7 +36,7 @@ def dataset_version_json(version: DatasetVersion) -> dict:
 def datasets(request: HttpRequest):
     organization_id = request.GET.get("organization_id")
     if organization_id:
-        organization_for_member(user=request.api_user, organization_id=_uuid(organization_id, "organization_id"))
+        organization_for_member(user=request.api_user, organization_id=uuid_field(organization_id, "organization_id"))
     queryset = datasets_visible_to(user=request.api_user, organization_id=organization_id or None)
     if name := request.GET.get("name"):
         queryset = queryset.filter(name=name)
@@ -75,12 +74,5 @@ def dataset_version_export(request: HttpRequest, version_id):
 def dataset_version_of(deployment, value) -> DatasetVersion:
     """The dataset version a request names by id, if it belongs to the deployment's organization."""
     return dataset_version_in(
-        organization_id=deployment.organization_id, version_id=_uuid(value, "dataset_version_id")
+        organization_id=deployment.organization_id, version_id=uuid_field(value, "dataset_version_id")
     )
-
-
-def _uuid(value, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ValidationFailed.from_errors([FieldError(field, "must be a UUID")]) from None

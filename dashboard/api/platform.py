@@ -1,11 +1,10 @@
 """The platform API the Python client calls: organizations, deployments and their predicted assets."""
-import uuid
 
 from django.http import HttpRequest
 
-from dashboard.api.base import api_view, json_body, require_fields
+from dashboard.api.base import api_view, json_body, jwt_deployment_check, require_fields
 from dashboard.api.representations import asset_json, deployment_json
-from dashboard.errors import FieldError, Unauthorized, ValidationFailed
+from dashboard.fields import integer_param, uuid_field
 from dashboard.models import Role
 from dashboard.selectors.access import deployment_for_member, deployments_visible_to, memberships_of, organization_for_member
 from dashboard.selectors.assets import DEFAULT_SORT, predicted_asset_find, predicted_assets_page
@@ -25,7 +24,7 @@ def organizations(request: HttpRequest):
 def deployments(request: HttpRequest):
     queryset = deployments_visible_to(user=request.api_user).prefetch_related("labels")
     if organization_id := request.GET.get("organization_id"):
-        organization = organization_for_member(user=request.api_user, organization_id=_uuid(organization_id, "organization_id"))
+        organization = organization_for_member(user=request.api_user, organization_id=uuid_field(organization_id, "organization_id"))
         queryset = queryset.filter(organization=organization)
     if name := request.GET.get("name"):
         queryset = queryset.filter(name=name)
@@ -34,8 +33,7 @@ def deployments(request: HttpRequest):
 
 @api_view(methods=("GET", "PATCH"), auth="jwt")
 def deployment_detail(request: HttpRequest, deployment_id):
-    if request.jwt_claims is not None and request.jwt_claims["deployment"] != str(deployment_id):
-        raise Unauthorized("the JWT is bound to another deployment")
+    jwt_deployment_check(request, deployment_id)
     if request.method == "PATCH":
         deployment, _ = deployment_for_member(user=request.api_user, deployment_id=deployment_id, role=Role.ADMIN)
         deployment = deployment_update(deployment=deployment, changes=require_fields(json_body(request)))
@@ -52,8 +50,8 @@ def predicted_assets(request: HttpRequest, deployment_id):
         query=request.GET.get("q", ""),
         order=request.GET.get("order_by") or DEFAULT_SORT,
         cursor=request.GET.get("cursor"),
-        offset=_int(request.GET.get("offset"), "offset", 0, 10**9, 0),
-        limit=_int(request.GET.get("limit"), "limit", 1, 1000, 100),
+        offset=integer_param(request.GET.get("offset"), "offset", low=0, high=10**9, default=0),
+        limit=integer_param(request.GET.get("limit"), "limit", low=1, high=1000, default=100),
     )
     return 200, {"items": [asset_json(asset, request) for asset in page.items], "next_cursor": page.next_cursor}
 
@@ -64,22 +62,3 @@ def predicted_asset_lookup(request: HttpRequest, deployment_id):
     names = ("id", "oracle_prediction_id", "filename", "object_name", "data_id")
     asset = predicted_asset_find(deployment=deployment, **{name: request.GET.get(name) for name in names})
     return 200, asset_json(asset, request)
-
-
-def _uuid(value, field: str):
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ValidationFailed.from_errors([FieldError(field, "must be a UUID")]) from None
-
-
-def _int(value, field: str, low: int, high: int, default: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise ValidationFailed.from_errors([FieldError(field, f"must be an integer from {low} to {high}")])
-    return number

@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from dashboard.shapes import shapes_to_raw
 from dashboard.selectors.deployments import status_counts
+from dashboard.selectors.predictions import asset_predictions
 from dashboard.models import Deployment, ModelVersion, PredictedAsset, Prediction
 
 
@@ -81,9 +82,9 @@ def asset_json(asset: PredictedAsset, request, *, with_predictions: bool = True)
         "image_url": request.build_absolute_uri(reverse("data-image", args=[asset.data_id])),
     }
     if with_predictions:
-        by_role = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
-        body["champion_prediction"] = prediction_json(by_role.get(False), asset.deployment.type)
-        body["shadow_prediction"] = prediction_json(by_role.get(True), asset.deployment.type)
+        predictions = asset_predictions(asset)
+        body["champion_prediction"] = prediction_json(predictions.champion, asset.deployment.type)
+        body["shadow_prediction"] = prediction_json(predictions.shadow, asset.deployment.type)
         body["review"] = (
             {"shapes": asset.reviewed_shapes, "version": asset.version} if asset.reviewed_shapes is not None else None
         )

@@ -1,4 +1,9 @@
-"""Who may see what: a user reaches an organization's things only through a membership with a role."""
+"""Who may see what: a user reaches an organization's things only through a membership with a role.
+
+Pages and the API ask the same questions here and get the same answers: someone outside the organization is
+told the thing does not exist (NotFound, so ids do not leak what other teams have), a member without the role
+is told which role it needs (Forbidden). Pages turn these into 404 and 403 pages (dashboard.middleware).
+"""
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, QuerySet, Subquery
 
@@ -6,10 +11,25 @@ from dashboard.errors import Forbidden, NotFound
 from dashboard.models import Deployment, Membership, Organization, Role
 
 
+def role_require(*, held: str, role: str) -> None:
+    """The one role check: roles nest (labeler < ML lead < admin), so a higher role may do what a lower one may."""
+    if Role.rank(held) < Role.rank(role):
+        raise Forbidden(f"this needs the {Role(role).label} role; you are {Role(held).label}")
+
+
 def membership_get(*, user: AbstractBaseUser, organization_id) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user=user, organization_id=organization_id).first()
+
+
+def membership_require(*, user: AbstractBaseUser, organization_id, role: str = Role.LABELER, what: str) -> Membership:
+    """The user's membership of the organization, with at least `role`; `what` names the thing asked for."""
+    membership = membership_get(user=user, organization_id=organization_id) if organization_id else None
+    if membership is None:
+        raise NotFound(f"{what} not found")
+    role_require(held=membership.role, role=role)
+    return membership
 
 
 def memberships_of(*, user: AbstractBaseUser) -> QuerySet[Membership]:
@@ -23,20 +43,14 @@ def deployments_visible_to(*, user: AbstractBaseUser) -> QuerySet[Deployment]:
 
 
 def deployment_for_member(*, user: AbstractBaseUser, deployment_id, role: str = Role.LABELER) -> tuple[Deployment, Membership]:
-    """The deployment, if the user is a member of its organization with at least `role`.
-
-    Someone outside the organization is told it does not exist, so ids do not leak what other teams have.
-    """
+    """The deployment, if the user is a member of its organization with at least `role`."""
     deployment = (
         Deployment.objects.select_related("organization", "champion__model", "shadow__model")
         .filter(pk=deployment_id)
         .first()
     )
-    membership = deployment and membership_get(user=user, organization_id=deployment.organization_id)
-    if deployment is None or membership is None:
-        raise NotFound(f"deployment {deployment_id} not found")
-    if not membership.allows(role):
-        raise Forbidden(f"this needs the {Role(role).label} role; you are {Role(membership.role).label}")
+    membership = membership_require(user=user, organization_id=deployment and deployment.organization_id, role=role,
+                                    what=f"deployment {deployment_id}")
     return deployment, membership
 
 
@@ -48,15 +62,10 @@ def deployment_for_monitoring(*, user_id, deployment_id, role: str) -> Deploymen
     deployment = Deployment.objects.annotate(member_role=Subquery(member_role)).filter(pk=deployment_id).first()
     if deployment is None or deployment.member_role is None:
         raise NotFound(f"deployment {deployment_id} not found")
-    if Role.rank(deployment.member_role) < Role.rank(role):
-        raise Forbidden(f"this needs the {Role(role).label} role; you are {Role(deployment.member_role).label}")
+    role_require(held=deployment.member_role, role=role)
     return deployment
 
 
 def organization_for_member(*, user: AbstractBaseUser, organization_id, role: str = Role.LABELER) -> Organization:
-    membership = membership_get(user=user, organization_id=organization_id)
-    if membership is None:
-        raise NotFound(f"organization {organization_id} not found")
-    if not membership.allows(role):
-        raise Forbidden(f"this needs the {Role(role).label} role; you are {Role(membership.role).label}")
-    return membership.organization
+    return membership_require(user=user, organization_id=organization_id, role=role,
+                              what=f"organization {organization_id}").organization

@@ -2,9 +2,9 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 
-from dashboard.errors import Forbidden, NotFound
+from dashboard.errors import NotFound
 from dashboard.models import Dataset, DatasetAsset, DatasetVersion, ExportJob, Role
-from dashboard.selectors.access import membership_get
+from dashboard.selectors.access import membership_require
 from dashboard.selectors.deployments import display_shapes
 from dashboard.services.deployments import PALETTE
 
@@ -16,24 +16,18 @@ def datasets_visible_to(*, user: AbstractBaseUser, organization_id=None) -> Quer
     return queryset.order_by("organization__name", "name")
 
 
-def _check_member(user: AbstractBaseUser, organization_id, role: str, what: str) -> None:
-    membership = membership_get(user=user, organization_id=organization_id)
-    if membership is None:
-        raise NotFound(f"{what} not found")
-    if not membership.allows(role):
-        raise Forbidden(f"this needs the {Role(role).label} role; you are {Role(membership.role).label}")
-
-
 def dataset_for_member(*, user: AbstractBaseUser, dataset_id, role: str = Role.LABELER) -> Dataset:
     """The dataset, if the user is a member of its organization with at least `role`; outsiders get a 404."""
     dataset = Dataset.objects.select_related("organization").filter(pk=dataset_id).first()
-    _check_member(user, dataset and dataset.organization_id, role, f"dataset {dataset_id}")
+    membership_require(user=user, organization_id=dataset and dataset.organization_id, role=role,
+                       what=f"dataset {dataset_id}")
     return dataset
 
 
 def dataset_version_for_member(*, user: AbstractBaseUser, version_id, role: str = Role.LABELER) -> DatasetVersion:
     version = DatasetVersion.objects.select_related("dataset__organization").filter(pk=version_id).first()
-    _check_member(user, version and version.dataset.organization_id, role, f"dataset version {version_id}")
+    membership_require(user=user, organization_id=version and version.dataset.organization_id, role=role,
+                       what=f"dataset version {version_id}")
     return version
 
 

@@ -2,6 +2,7 @@
 from django.db.models import Count
 
 from dashboard.models import AssetStatus, Deployment, PredictedAsset
+from dashboard.selectors.predictions import asset_predictions
 from dashboard.shapes import svg_points
 
 
@@ -34,17 +35,17 @@ def label_map(deployment: Deployment) -> dict[int, dict]:
     return {label.class_id: {"name": label.name, "color": label.color} for label in deployment.labels.all()}
 
 
-def asset_cards(*, deployment: Deployment, assets) -> list[dict]:
+def asset_cards(*, deployment: Deployment, assets, labels: dict[int, dict] | None = None) -> list[dict]:
     """What a picture of each asset needs: its champion's shapes over the threshold, and its shadow's count.
 
-    The assets must come with their predictions prefetched.
+    The assets must come with their predictions prefetched; `labels` is the label map when the caller has it.
     """
-    labels = label_map(deployment)
+    labels = label_map(deployment) if labels is None else labels
     cards = []
     for asset in assets:
-        champion = next((p for p in asset.predictions.all() if not p.is_shadow), None)
-        shadow = next((p for p in asset.predictions.all() if p.is_shadow), None)
-        shapes = display_shapes(champion.shapes if champion else [], labels=labels,
+        predictions = asset_predictions(asset)
+        shadow = predictions.shadow
+        shapes = display_shapes(predictions.champion_shapes, labels=labels,
                                 min_threshold=deployment.min_threshold)
         cards.append(
             {

@@ -1,38 +1,27 @@
 """Writes to deployments: the settings an admin changes, and the classes of their label maps."""
 from django.db import IntegrityError, transaction
 
-from dashboard.errors import Conflict, FieldError, ValidationFailed
-from dashboard.fields import is_finite_number
+from dashboard.errors import Conflict, FieldError
+from dashboard.fields import Fields
 from dashboard.models import Deployment, Label
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990"]
 
 
 def deployment_update(*, deployment: Deployment, changes: dict) -> Deployment:
-    errors: list[FieldError] = []
+    fields = Fields()
     allowed = {"name", "min_threshold", "tags", "target_datalake"}
     for name in sorted(set(changes) - allowed):
-        errors.append(FieldError(name, f"cannot be changed here; changeable: {', '.join(sorted(allowed))}"))
+        fields.refuse(name, f"cannot be changed here; changeable: {', '.join(sorted(allowed))}")
     if "name" in changes:
-        name = changes["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            errors.append(FieldError("name", "must be a non-empty string of at most 100 characters"))
-        else:
-            deployment.name = name.strip()
+        deployment.name = fields.text(changes["name"], "name", max_length=100, required=True, default=deployment.name)
     if "min_threshold" in changes:
-        value = changes["min_threshold"]
-        if not is_finite_number(value) or not 0 <= value <= 1:
-            errors.append(FieldError("min_threshold", f"must be a number in [0, 1], not {value!r}"))
-        else:
-            deployment.min_threshold = float(value)
+        deployment.min_threshold = fields.number(changes["min_threshold"], "min_threshold", low=0, high=1,
+                                                 required=True, default=deployment.min_threshold)
     if "tags" in changes:
-        tags = changes["tags"]
-        if not isinstance(tags, list) or not all(isinstance(tag, str) and tag.strip() for tag in tags):
-            errors.append(FieldError("tags", "must be a list of non-empty strings"))
-        else:
-            deployment.tags = list(dict.fromkeys(tag.strip() for tag in tags))
-    if errors:
-        raise ValidationFailed.from_errors(errors)
+        tags = fields.tags(changes["tags"], "tags", required=True)
+        deployment.tags = deployment.tags if tags is None else tags
+    fields.check()
     try:
         with transaction.atomic():
             deployment.save()

@@ -5,15 +5,15 @@ import zipfile
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.errors import ApiError, Forbidden, NotFound
+from dashboard.errors import ApiError
 from dashboard.models import DatasetVersion, ExportJob, InferenceType, JobStatus, Role
-from dashboard.selectors.access import memberships_of
+from dashboard.fields import uuid_field
+from dashboard.selectors.access import memberships_of, organization_for_member
 from dashboard.selectors.datasets import (
     dataset_asset_cards, dataset_version_for_member, datasets_visible_to, export_jobs_of, versions_with_counts,
 )
@@ -23,24 +23,14 @@ from dashboard.services.deployments import PALETTE
 MAX_ZIP_MEMBERS = 20_000
 
 
-def _version_for_page(request, version_id, role: str = Role.LABELER) -> DatasetVersion:
-    try:
-        return dataset_version_for_member(user=request.user, version_id=version_id, role=role)
-    except NotFound as error:
-        raise Http404(error.message) from None
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def dataset_list(request):
     memberships = list(memberships_of(user=request.user))
     admin_of = [m.organization for m in memberships if m.allows(Role.ADMIN)]
     if request.method == "POST":
-        organization = next((o for o in admin_of if str(o.id) == request.POST.get("organization_id")), None)
-        if organization is None:
-            raise PermissionDenied("only an admin of the organization creates datasets")
+        organization_id = uuid_field(request.POST.get("organization_id"), "organization_id")
+        organization = organization_for_member(user=request.user, organization_id=organization_id, role=Role.ADMIN)
         try:
             dataset = dataset_create(organization=organization, name=request.POST.get("name", ""))
             version = dataset_version_create(dataset=dataset, version=request.POST.get("version") or "v1",
@@ -66,7 +56,7 @@ IMAGES_PER_PAGE = 60
 @login_required
 @require_GET
 def dataset_version_detail(request, version_id):
-    version = _version_for_page(request, version_id)
+    version = dataset_version_for_member(user=request.user, version_id=version_id)
     membership = next(m for m in memberships_of(user=request.user) if m.organization_id == version.dataset.organization_id)
     asset_count = version.assets.count()
     try:
@@ -94,7 +84,7 @@ def dataset_version_detail(request, version_id):
 @login_required
 @require_POST
 def dataset_version_import(request, version_id):
-    version = _version_for_page(request, version_id, role=Role.ADMIN)
+    version = dataset_version_for_member(user=request.user, version_id=version_id, role=Role.ADMIN)
     try:
         coco = json.loads(request.FILES["coco"].read()) if "coco" in request.FILES else None
         images = _zip_images(request.FILES["images"]) if "images" in request.FILES else {}
@@ -123,7 +113,7 @@ def _zip_images(upload) -> dict[str, bytes]:
 @login_required
 @require_POST
 def dataset_version_export(request, version_id):
-    version = _version_for_page(request, version_id)
+    version = dataset_version_for_member(user=request.user, version_id=version_id)
     try:
         job = export_job_create(version=version, format=request.POST.get("format", ""))
     except ApiError as error:
@@ -138,7 +128,7 @@ def _job_for_page(request, job_id) -> ExportJob:
     job = ExportJob.objects.filter(pk=job_id).select_related("version__dataset").first()
     if job is None:
         raise Http404("no such export")
-    _version_for_page(request, job.version_id)
+    dataset_version_for_member(user=request.user, version_id=job.version_id)
     return job
 
 

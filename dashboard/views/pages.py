@@ -7,9 +7,8 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.models import Data
-from dashboard.selectors.access import deployments_visible_to, membership_get
+from dashboard.selectors.access import deployment_for_member, deployments_visible_to, membership_get
 from dashboard.selectors.deployments import latest_predictions, status_counts
-from dashboard.views.access import deployment_for_page
 
 
 def home(request):
@@ -29,7 +28,7 @@ def deployment_list(request):
 @require_GET
 @vary_on_headers("HX-Request")
 def deployment_detail(request, deployment_id):
-    deployment, membership = deployment_for_page(request, deployment_id)
+    deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     context = {
         "deployment": deployment,
         "membership": membership,

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, ValidationFailed
-from dashboard.fields import is_finite_number
+from dashboard.fields import Fields, is_finite_number
 from dashboard.shapes import parse_raw_predictions
 from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
 from dashboard.services.datalake import data_get_or_create, image_store
@@ -20,6 +20,7 @@ from monitoring.tasks import predicted_asset_process
 
 MAX_TAGS = 50
 MAX_TEXT = 255
+MAX_SOURCE = 100  # Data.source's length
 MAX_METADATA_BYTES = 64 * 1024
 MAX_SIDE = 100_000
 
@@ -48,20 +49,22 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     if not isinstance(payload, dict):
         raise ValidationFailed.from_errors([FieldError("body", "must be a JSON object")])
 
-    errors: list[FieldError] = []
+    fields = Fields()
+    errors = fields.errors
     warnings: list[str] = []
-    filename = _text(payload, "filename", errors, required=True)
+    filename = fields.text(_basename(payload.get("filename")), "filename", max_length=MAX_TEXT, required=True)
     content_type = _content_type(payload, errors)
-    width = _dimension(payload, "width", errors)
-    height = _dimension(payload, "height", errors)
-    latency = _latency(payload, "latency", errors, required=True)
-    source = _text(payload, "source", errors, required=False) or "serving"
-    tags = _tags(payload, errors)
+    width = fields.integer(payload.get("width"), "width", low=1, high=MAX_SIDE, required=True, default=0)
+    height = fields.integer(payload.get("height"), "height", low=1, high=MAX_SIDE, required=True, default=0)
+    latency = fields.number(payload.get("latency"), "latency", low=0, required=True, default=0.0, unit="seconds")
+    source = fields.text(payload.get("source"), "source", max_length=MAX_SOURCE) or "serving"
+    tags = fields.tags(payload.get("tags"), "tags", max_count=MAX_TAGS) or []
     metadata = _metadata(payload, errors)
     timestamp = _timestamp(payload, errors)
     content = _image_bytes(payload, errors)
     has_shadow = payload.get("shadow_raw_predictions") is not None
-    shadow_latency = _latency(payload, "shadow_latency", errors, required=has_shadow)
+    shadow_latency = fields.number(payload.get("shadow_latency"), "shadow_latency", low=0, required=has_shadow,
+                                   default=0.0, unit="seconds")
     if has_shadow and deployment.shadow_id is None:
         errors.append(FieldError("shadow_raw_predictions", "the deployment has no shadow model; set one first"))
     if payload.get("shadow_latency") is not None and not has_shadow:
@@ -149,8 +152,10 @@ def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
     if not isinstance(payload, dict):
         raise ValidationFailed.from_errors([FieldError("body", "must be a JSON object")])
     deployment = asset.deployment
-    errors: list[FieldError] = []
-    latency = _latency(payload, "shadow_latency", errors, required=True)
+    fields = Fields()
+    errors = fields.errors
+    latency = fields.number(payload.get("shadow_latency"), "shadow_latency", low=0, required=True, default=0.0,
+                            unit="seconds")
     if deployment.shadow_id is None:
         errors.append(FieldError("shadow_raw_predictions", "the deployment has no shadow model; set one first"))
     parsed = parse_raw_predictions(
@@ -198,21 +203,9 @@ def _refuse_repeat(queryset, reason: str) -> None:
         )
 
 
-def _text(payload: dict, name: str, errors: list[FieldError], *, required: bool) -> str:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            errors.append(FieldError(name, "is required"))
-        return ""
-    if isinstance(value, str) and name == "filename":
-        value = os.path.basename(value.replace("\\", "/"))
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(name, "must be a non-empty string" + (" naming a file" if name == "filename" else "")))
-        return ""
-    if len(value) > MAX_TEXT:
-        errors.append(FieldError(name, f"must be at most {MAX_TEXT} characters"))
-        return ""
-    return value
+def _basename(filename):
+    # A path sent as the filename keeps its last part only: the datalake names files, not folders.
+    return os.path.basename(filename.replace("\\", "/")) if isinstance(filename, str) else filename
 
 
 def _content_type(payload: dict, errors: list[FieldError]) -> str:
@@ -225,42 +218,6 @@ def _content_type(payload: dict, errors: list[FieldError]) -> str:
         errors.append(FieldError("content_type", f"must be image/png or image/jpeg, not {value!r}"))
         return ""
     return normalized
-
-
-def _dimension(payload: dict, name: str, errors: list[FieldError]) -> int:
-    value = payload.get(name)
-    if value is None:
-        errors.append(FieldError(name, "is required"))
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
-        errors.append(FieldError(name, f"must be an integer between 1 and {MAX_SIDE}, not {value!r}"))
-        return 0
-    return value
-
-
-def _latency(payload: dict, name: str, errors: list[FieldError], *, required: bool) -> float:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            errors.append(FieldError(name, "is required (seconds)"))
-        return 0.0
-    if not is_finite_number(value) or value < 0:
-        errors.append(FieldError(name, f"must be a finite number of seconds >= 0, not {value!r}"))
-        return 0.0
-    return float(value)
-
-
-def _tags(payload: dict, errors: list[FieldError]) -> list[str]:
-    value = payload.get("tags")
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_TAGS:
-        errors.append(FieldError("tags", f"must be a list of at most {MAX_TAGS} strings"))
-        return []
-    for index, tag in enumerate(value):
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
-            errors.append(FieldError(f"tags[{index}]", "must be a non-empty string of at most 100 characters"))
-    return list(dict.fromkeys(tag.strip() for tag in value if isinstance(tag, str)))
 
 
 def _metadata(payload: dict, errors: list[FieldError]) -> dict:

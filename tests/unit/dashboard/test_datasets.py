@@ -330,10 +330,13 @@ def test_admin_creates_a_dataset_and_imports_coco_through_the_page(client, users
 def test_labelers_may_not_import_and_outsiders_see_nothing(client, users, outsider, version):
     client.force_login(users["labeler"])
     assert client.post(f"/datasets/versions/{version.id}/import").status_code == 403
-    client.force_login(outsider)
-    assert client.get(f"/datasets/versions/{version.id}/").status_code == 404
     assert client.post("/datasets/", {"organization_id": version.dataset.organization_id, "name": "x",
                                       "type": DET}).status_code == 403
+    client.force_login(outsider)
+    assert client.get(f"/datasets/versions/{version.id}/").status_code == 404
+    # Outside the organization it does not exist, for creating in it too.
+    assert client.post("/datasets/", {"organization_id": version.dataset.organization_id, "name": "x",
+                                      "type": DET}).status_code == 404
 
 
 def test_export_button_makes_a_job_the_page_polls(client, users, version, coco_images, django_capture_on_commit_callbacks):

@@ -220,3 +220,73 @@ def test_more_shapes_than_the_limit_is_refused():
     count = MAX_SHAPES + 1
     result = parse({"detection_classes": [1] * count, "detection_scores": [0.5] * count}, CLS)
     assert fields(result) == ["raw_predictions"] and "over the limit" in result.errors[0].message
+
+
+# ---------------------------------------------------------------- geometry and the other conversions
+
+
+def _rect(x, y, w, h, label_id=1):
+    return {"type": "rectangle", "label_id": label_id, "x": x, "y": y, "w": w, "h": h}
+
+
+def _poly(points, label_id=1):
+    return {"type": "polygon", "label_id": label_id, "points": points}
+
+
+def test_bbox_and_area_of_rectangles_polygons_and_classifications():
+    from dashboard.shapes import shape_area, shape_bbox
+
+    assert shape_bbox(_rect(1, 2, 3, 4)) == (1, 2, 3, 4) and shape_area(_rect(1, 2, 3, 4)) == 12
+    triangle = _poly([[0, 0], [4, 0], [0, 3]])
+    assert shape_bbox(triangle) == (0, 0, 4, 3) and shape_area(triangle) == 6
+    classification = {"type": "classification", "label_id": 1}
+    assert shape_bbox(classification) is None and shape_area(classification) is None
+
+
+def test_iou_equals_pycocotools_for_boxes_and_polygons():
+    from pycocotools import mask
+
+    from dashboard.shapes import shape_iou
+
+    a, b = _rect(10, 10, 40, 20), _rect(30, 15, 40, 30)
+    expected = mask.iou([[10, 10, 40, 20]], [[30, 15, 40, 30]], [0])[0][0]
+    assert shape_iou(a, b, width=100, height=80) == pytest.approx(expected)
+    assert shape_iou(a, _rect(60, 60, 5, 5), width=100, height=80) == 0
+    square = _poly([[10, 10], [50, 10], [50, 50], [10, 50]])
+    diamond = _poly([[30, 5], [55, 30], [30, 55], [5, 30]])
+    rles = [mask.merge(mask.frPyObjects([[v for p in shape["points"] for v in p]], 80, 100)) for shape in (square, diamond)]
+    assert shape_iou(square, diamond, width=100, height=80) == pytest.approx(mask.iou([rles[0]], [rles[1]], [0])[0][0])
+    assert shape_iou(square, square, width=100, height=80) == pytest.approx(1.0)
+    assert shape_iou(square, {"type": "classification", "label_id": 1}, width=100, height=80) == 0
+
+
+def test_svg_coco_and_yolo_conversions():
+    from dashboard.shapes import shape_to_coco, shape_to_yolo, shapes_from_coco, svg_points
+
+    triangle = _poly([[0, 0], [4, 0], [0, 3]], label_id=2)
+    assert svg_points(triangle) == "0,0 4,0 0,3"
+    coco = shape_to_coco(triangle)
+    assert coco == {"category_id": 2, "iscrowd": 0, "bbox": [0, 0, 4, 3], "area": 6.0,
+                    "segmentation": [[0, 0, 4, 0, 0, 3]]}
+    assert shapes_from_coco(coco, "SEGMENTATION") == [{**triangle}]
+    assert shapes_from_coco({"category_id": 1, "bbox": [1, 2, 3, 4]}, "OBJECT_DETECTION") == [_rect(1, 2, 3, 4)]
+    assert shape_to_yolo(_rect(10, 20, 30, 40, label_id=7), width=100, height=200, class_index={7: 0}) == (
+        "0 0.250000 0.200000 0.300000 0.200000")
+    assert shape_to_yolo(_rect(1, 1, 1, 1, label_id=9), width=10, height=10, class_index={7: 0}) is None
+    with pytest.raises(ValueError, match="bbox"):
+        shapes_from_coco({"category_id": 1, "bbox": [1, 2, -3, 4]}, "OBJECT_DETECTION")
+
+
+def test_review_lists_keep_where_each_shape_came_from():
+    from dashboard.errors import FieldError, ValidationFailed
+    from dashboard.shapes import shapes_from_review_lists
+
+    lists = shapes_from_review_lists({"rectangles": [{"label_id": 1, "x": 0, "y": 0, "w": 1, "h": 1}],
+                                      "polygons": [{"label_id": 2, "points": [[0, 0], [1, 0], [0, 1]]}]})
+    assert [shape["type"] for shape in lists.shapes] == ["rectangle", "polygon"]
+    assert lists.client_field(FieldError("shapes[1].points[0]", "x")).field == "polygons[0].points[0]"
+    assert lists.client_field(FieldError("expected_version", "x")).field == "expected_version"
+    with pytest.raises(ValidationFailed) as refused:
+        shapes_from_review_lists({"rectangles": [{"label_id": 1, "x": 0}], "polygons": "no"})
+    assert {error.field for error in refused.value.errors} == {"rectangles[0].y", "rectangles[0].w",
+                                                              "rectangles[0].h", "polygons"}

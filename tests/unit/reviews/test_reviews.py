@@ -149,6 +149,29 @@ def test_tool_page_and_page_save(client, ingest, users, deployments):
     assert stale.status_code == 409 and stale.json()["reviewed_shapes"][0]["label_id"] == 1
 
 
+def test_page_save_is_csrf_checked_needs_a_login_and_stays_in_its_deployment(ingest, users, deployments):
+    from django.test import Client
+
+    asset = ingest()
+    url = f"/deployments/{deployments[DET].id}/assets/{asset.pk}/review/save"
+    body = json.dumps({"shapes": [BOX], "expected_version": 1})
+    browser = Client(enforce_csrf_checks=True)
+    anonymous = browser.get("/login/").cookies["csrftoken"].value
+    refused = browser.post(url, data=body, content_type="application/json", headers={"X-CSRFToken": anonymous})
+    assert refused.status_code == 401 and "log in" in refused.json()["message"]
+    browser.login(username="labeler", password=PASSWORD)
+    assert browser.post(url, data=body, content_type="application/json").status_code == 403  # no CSRF token
+    page = browser.get(f"/deployments/{deployments[DET].id}/assets/{asset.pk}/review")
+    token = page.cookies["csrftoken"].value
+    saved = browser.post(url, data=body, content_type="application/json", headers={"X-CSRFToken": token})
+    assert saved.json() == {"version": 2, "status": "REVIEWED"}
+    elsewhere = f"/deployments/{deployments[CLS].id}/assets/{asset.pk}/review/save"
+    wrong = browser.post(elsewhere, data=body, content_type="application/json", headers={"X-CSRFToken": token})
+    assert wrong.status_code == 404 and "not found" in wrong.json()["message"]
+    malformed = browser.post(url, data="[1]", content_type="application/json", headers={"X-CSRFToken": token})
+    assert malformed.status_code == 400 and malformed.json()["errors"][0]["field"] == "body"
+
+
 def test_bulk_accept_pages_confirm_then_accept(client, ingest, users, deployments):
     assets = [ingest() for _ in range(3)]
     deployment = deployments[DET]
