@@ -145,6 +145,11 @@ LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", 50_000_000
 LOUPE_JWT_LIFETIME_SECONDS = int(os.environ.get("LOUPE_JWT_LIFETIME_SECONDS", 3600))
 LOUPE_THUMBNAIL_SIZE = 320
 LOUPE_EXPORT_KEEP_DAYS = float(os.environ.get("LOUPE_EXPORT_KEEP_DAYS", "7"))  # export zips, then deleted
+# Stats rollups: seconds between a change and the refresh it asks for (changes meanwhile share it), and how many
+# days minute and hour rows are kept (day rows stay).
+LOUPE_STATS_REFRESH_DELAY = float(os.environ.get("LOUPE_STATS_REFRESH_DELAY", "1"))
+LOUPE_STATS_MINUTE_DAYS = float(os.environ.get("LOUPE_STATS_MINUTE_DAYS", "14"))
+LOUPE_STATS_HOUR_DAYS = float(os.environ.get("LOUPE_STATS_HOUR_DAYS", "400"))
 # How many of a deployment's first predictions make its outlier reference until a training set is given.
 LOUPE_OUTLIER_REFERENCE_SIZE = int(os.environ.get("LOUPE_OUTLIER_REFERENCE_SIZE", 200))
 
@@ -177,6 +182,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(LOUPE_VAR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "thumbnails-backfill": {"task": "dashboard.tasks.data_thumbnails_backfill", "schedule": 300.0},
     "export-jobs-expire": {"task": "dashboard.tasks.export_jobs_expire", "schedule": 3600.0},
+    "stats-reconcile": {"task": "monitoring.tasks.stats_reconcile", "schedule": 15.0},
+    "stats-prune": {"task": "monitoring.tasks.stats_prune", "schedule": 3600.0},
 }
 
 LOGGING = {

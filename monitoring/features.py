@@ -49,6 +49,11 @@ def feature_names(class_ids: Iterable[int]) -> list[str]:
     ]
 
 
+# Where the image statistics that the stats rollups chart sit in every feature vector (before the classes part,
+# so the same for any label map).
+IMAGE_STAT_INDEX = {name: feature_names(()).index(name) for name in ("brightness", "contrast", "sharpness")}
+
+
 def image_open(fp: BinaryIO) -> Image.Image:
     """Open an image for features: JPEGs decode at a reduced scale (draft), which is most of the speed."""
     image = Image.open(fp)

@@ -47,7 +47,8 @@ class FeatureBins:
 
 BINS: dict[str, FeatureBins] = {
     "latency": FeatureBins("log", 1e-3, 60.0, 60),  # seconds
-    "score": FeatureBins("linear", 0.0, 1.0, 20),
+    "score": FeatureBins("linear", 0.0, 1.0, 20),  # every shape's
+    "max_score": FeatureBins("linear", 0.0, 1.0, 20),  # each prediction's most confident shape
     "shapes_per_asset": FeatureBins("integer", 0, 50, 51),  # 0..49, then 50 and more
     "shape_area": FeatureBins("log", 1e-5, 1.0, 25),  # share of the frame's area
     "outlier_score": FeatureBins("linear", 0.0, 1.0, 20),

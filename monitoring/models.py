@@ -67,3 +67,87 @@ class TrainingDataReference(models.Model):
 
     def __str__(self) -> str:
         return f"training data of {self.deployment_id}: {self.status}"
+
+
+class RollupBucket(models.TextChoices):
+    MINUTE = "minute", "Minute"
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+class ModelRole(models.TextChoices):
+    CHAMPION = "champion", "Champion"
+    SHADOW = "shadow", "Shadow"
+
+
+class StatsRollup(models.Model):
+    """What a deployment's predictions of one model role, model version and tag looked like in one time bucket.
+
+    Every figure is a sum (counts, sums, fixed-bin histograms: monitoring.histograms), so the figures of any window
+    are the sums of its buckets' rows. `tag` "" is every frame; a frame with tags also counts in each tag's rows.
+    `model_version_id` "" is a prediction made with no registered version.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    bucket = models.CharField(max_length=8, choices=RollupBucket.choices)
+    start = models.DateTimeField()
+    role = models.CharField(max_length=8, choices=ModelRole.choices)
+    model_version_id = models.CharField(max_length=36, blank=True, default="")
+    tag = models.CharField(max_length=100, blank=True, default="")
+    count = models.IntegerField(default=0)
+    latency_sum = models.FloatField(default=0.0)
+    shape_count = models.IntegerField(default=0)
+    outlier_count = models.IntegerField(default=0)
+    outlier_sum = models.FloatField(default=0.0)
+    reviewed = models.IntegerField(default=0)
+    submitted = models.IntegerField(default=0)
+    # {"latency": [counts...], "score": [...], ...}: one list per feature of monitoring.histograms.BINS.
+    histograms = models.JSONField(default=dict)
+    # {"3": 12}: shapes per class id (as JSON keys), predicted by this role / settled by reviews.
+    classes = models.JSONField(default=dict)
+    reviewed_classes = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "bucket", "start", "role", "model_version_id", "tag"], name="stats_rollup_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["deployment", "bucket", "tag", "role", "start"], name="stats_rollup_window")]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.bucket} {self.start:%Y-%m-%d %H:%M} of {self.deployment_id}"
+
+
+class StatsContribution(models.Model):
+    """What one predicted asset has added to the rollups, so that it is counted exactly once.
+
+    A change to the asset (its features, score, review or shadow arrive) marks the row stale; counting again
+    takes the old contribution away and adds the new one in the same transaction that stores it.
+    """
+
+    asset = models.OneToOneField(PredictedAsset, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    stale = models.BooleanField(default=True)
+    counted = models.JSONField(null=True, blank=True, help_text="What the rollups hold of this asset; null: nothing.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["deployment"], condition=Q(stale=True), name="stats_contribution_stale"),
+        ]
+
+    def __str__(self) -> str:
+        return f"stats of {self.asset_id}{' (stale)' if self.stale else ''}"
+
+
+class StatsState(models.Model):
+    """A deployment's counting position: every asset created before `watermark` has a contribution row."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    watermark = models.DateTimeField(null=True, blank=True)
+    refresh_requested = models.BooleanField(default=False)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"stats of {self.deployment_id} counted through {self.watermark}"

@@ -2,7 +2,7 @@
 from celery import shared_task
 
 from dashboard.models import Deployment, PredictedAsset
-from monitoring.services import frames, outliers, training_data
+from monitoring.services import frames, outliers, stats, training_data
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -26,3 +26,26 @@ def training_data_compute(deployment_id: str) -> str | None:
     deployment = Deployment.objects.filter(pk=deployment_id).first()
     reference = training_data.training_data_compute(deployment=deployment) if deployment is not None else None
     return reference.status if reference is not None else None
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def stats_refresh(deployment_id: str) -> int:
+    """Count the deployment's new and changed assets into its rollups (exactly once, whoever runs it)."""
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    return 0 if deployment is None else stats.stats_refresh(deployment=deployment)
+
+
+@shared_task(expires=14)
+def stats_reconcile() -> int:
+    """Beat, every 15 s: queue a refresh for every deployment with counting left to do (a lost task, a worker that
+    was down); returns how many."""
+    behind = stats.stats_deployments_behind()
+    for deployment_id in behind:
+        stats_refresh.delay(str(deployment_id))
+    return len(behind)
+
+
+@shared_task(expires=3000)
+def stats_prune() -> int:
+    """Beat, every hour: minute rows past their keep-time go (their hours and days keep the figures)."""
+    return stats.stats_prune()

@@ -8,6 +8,7 @@ from dashboard.errors import FieldError, ValidationFailed
 from dashboard.fields import Fields
 from dashboard.models import Annotation, AssetStatus, DatasetAsset, DatasetVersion, Deployment, PredictedAsset
 from dashboard.services.datasets import dataset_version_check
+from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from pipelines.models import FeedbackLoop
 
 
@@ -103,6 +104,8 @@ def feedback_loop_submit(*, deployment: Deployment, assets: QuerySet[PredictedAs
         DatasetAsset.objects.bulk_create(rows)
         Annotation.objects.bulk_create(annotations)
         if claimed:
+            stats_mark_stale(deployment_id=deployment.pk, asset_ids=[asset.pk for asset in claimed])
+            stats_refresh_soon(deployment_id=deployment.pk)
             _labels_adopt(deployment, versions)
             FeedbackLoop.objects.filter(pk=loop.pk).update(
                 submitted_since_training=F("submitted_since_training") + len(claimed)

@@ -7,6 +7,7 @@ from django.utils import timezone
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.shapes import shapes_validate
+from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from dashboard.models import AssetStatus, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
 
@@ -43,7 +44,7 @@ def review_submit(
     # Only what validation and the write need: not the stored review, which can be thousands of shapes of JSON.
     assets = PredictedAsset.objects.filter(deployment=deployment) if deployment is not None else PredictedAsset.objects
     asset = (assets.select_related("deployment")
-             .only("version", "width", "height", "deployment__type").filter(pk=asset_id).first())
+             .only("version", "width", "height", "deployment_id", "deployment__type").filter(pk=asset_id).first())
     if asset is None:
         raise NotFound(f"predicted asset {asset_id} not found")
     if expected_version is None:
@@ -62,6 +63,8 @@ def review_submit(
         stored = PredictedAsset.objects.filter(pk=asset.pk).values("reviewed_shapes")
         Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=kind, shapes=Subquery(stored),
                               based_on_version=expected_version)
+        stats_mark_stale(deployment_id=asset.deployment_id, asset_ids=[asset.pk])
+        stats_refresh_soon(deployment_id=asset.deployment_id)
     # The UPDATE matched `expected_version`, so what the row now holds is known without reading it back.
     asset.status, asset.version, asset.reviewed_shapes = AssetStatus.REVIEWED, expected_version + 1, clean
     asset.reviewed_by, asset.reviewed_at = reviewer, now
@@ -84,7 +87,7 @@ def bulk_accept(*, deployment: Deployment, assets: QuerySet[PredictedAsset], rev
 
     An asset changed by someone else meanwhile is skipped, not overwritten.
     """
-    accepted = 0
+    accepted = []
     candidates = (
         assets.filter(deployment=deployment, status__in=[AssetStatus.TO_REVIEW, AssetStatus.REVIEWED])
         .prefetch_related("predictions").order_by()
@@ -97,5 +100,8 @@ def bulk_accept(*, deployment: Deployment, assets: QuerySet[PredictedAsset], rev
             if _update_if_current(asset_id=asset.pk, version=asset.version, shapes=shapes, reviewer=reviewer):
                 Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=ReviewKind.BULK_ACCEPT,
                                       shapes=shapes, based_on_version=asset.version)
-                accepted += 1
-    return accepted
+                accepted.append(asset.pk)
+    if accepted:
+        stats_mark_stale(deployment_id=deployment.pk, asset_ids=accepted)
+        stats_refresh_soon(deployment_id=deployment.pk)
+    return len(accepted)

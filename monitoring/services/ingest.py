@@ -16,6 +16,7 @@ from dashboard.shapes import parse_raw_predictions
 from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, image_inspect
+from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from monitoring.tasks import predicted_asset_process
 
 MAX_TAGS = 50
@@ -170,10 +171,13 @@ def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
         raise Conflict("this prediction already has a shadow prediction; nothing was stored")
     try:
         with transaction.atomic():
-            return Prediction.objects.create(
+            prediction = Prediction.objects.create(
                 asset=asset, is_shadow=True, model_version_id=deployment.shadow_id,
                 shapes=parsed.shapes, latency=latency,
             )
+            stats_mark_stale(deployment_id=deployment.pk, asset_ids=[asset.pk])
+            stats_refresh_soon(deployment_id=deployment.pk)
+            return prediction
     except IntegrityError:
         raise Conflict("this prediction already has a shadow prediction; nothing was stored") from None
 

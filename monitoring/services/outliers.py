@@ -191,6 +191,12 @@ def deployment_rescore(
             scored += len(vectors)
         if progress is not None:
             progress(len(batch))
+    if scored:
+        from monitoring.services.stats import stats_mark_deployment_stale, stats_refresh_soon
+
+        # Every score changed: the outlier figures of the stats rollups are counted again.
+        stats_mark_deployment_stale(deployment_id=deployment.pk)
+        stats_refresh_soon(deployment_id=deployment.pk)
     return scored
 
 

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, help="How many first assets make the reference (default: the setting).")
 
     def handle(self, *args, deployment: str, size: int | None, **options):
-        target = _deployment(deployment)
+        target = deployment_named(deployment)
         size = size or reference_size()
         with tqdm(total=target.predicted_assets.count(), unit="asset", file=sys.stderr, desc=target.name) as bar:
             scored = deployment_rescore(deployment=target, progress=bar.update, size=size)
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         )
 
 
-def _deployment(name_or_id: str) -> Deployment:
+def deployment_named(name_or_id: str) -> Deployment:
     try:
         found = Deployment.objects.filter(pk=uuid.UUID(name_or_id))
     except ValueError:

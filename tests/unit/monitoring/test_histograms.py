@@ -10,6 +10,7 @@ from monitoring.histograms import (
 EXPECTED_TABLE = [
     ("latency", 60, 1e-3, 60.0),
     ("score", 20, 0.0, 1.0),
+    ("max_score", 20, 0.0, 1.0),
     ("shape_area", 25, 1e-5, 1.0),
     ("outlier_score", 20, 0.0, 1.0),
     ("brightness", 20, 0.0, 1.0),

@@ -1,4 +1,4 @@
-"""Reads of monitoring: a deployment's training-data reference and its active outlier reference."""
+"""Reads of monitoring: the references outlier scores are measured against (stats reads: monitoring.selectors.stats)."""
 from dashboard.models import Deployment
 from monitoring.models import OutlierReference, TrainingDataReference
 
