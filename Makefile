@@ -36,13 +36,14 @@ test:
 	$(MAKE) --no-print-directory $(VENV)/.test-deps
 	PY=$(PY) scripts/test.sh
 
-# Benchmarks measure the production setup: each bench/NAME.py gets its own throwaway PostgreSQL.
+# Benchmarks measure the production setup: each bench/NAME.py gets its own throwaway PostgreSQL (bench/_*.py are
+# their shared helpers, not benchmarks).
 # `make bench` runs them all; `make bench-NAME ARGS="..."` runs one (e.g. make bench-queue ARGS="--rows 1000").
 # Run as modules (python -m bench.NAME): as scripts, bench/queue.py would shadow the standard library's queue.
 BENCH_ENV := DJANGO_SETTINGS_MODULE=dashboard.settings PYTHONPATH=.
 bench: $(VENV)/.test-deps
 	scripts/ensure_servers.sh
-	@shopt -s nullglob; files=(bench/*.py); \
+	@shopt -s nullglob; files=(bench/[!_]*.py); \
 	if (( $${#files[@]} == 0 )); then echo "bench: no bench/*.py yet"; exit 0; fi; \
 	for f in "$${files[@]}"; do name=$$(basename "$$f" .py); echo "=== $$f"; \
 		$(BENCH_ENV) scripts/with_postgres.sh $(PY) -m "bench.$$name" || exit 1; done

@@ -12,8 +12,6 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,26 +24,7 @@ import psycopg
 import requests
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
-
+from bench._servers import PYTHON, ROOT, free_port, manage, setup_deployment, start_gunicorn, stop, wait_for_port
 
 def base_jpeg() -> bytes:
     image = Image.new("RGB", (640, 480), (90, 120, 150))
@@ -61,28 +40,6 @@ def unique_jpeg(base: bytes, counter: int) -> bytes:
     # A JPEG comment segment right after SOI makes every frame's bytes (and SHA-256) unique at no decode cost.
     comment = f"bench frame {counter}".encode()
     return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
-
-
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True).stdout
-
-
-def setup_deployment(env: dict) -> tuple[str, str]:
-    script = """
-from django.contrib.auth import get_user_model
-from dashboard.models import Organization, Membership, Deployment
-from dashboard.services.auth import api_token_create
-from dashboard.services.deployments import labels_adopt
-organization, _ = Organization.objects.get_or_create(name="bench")
-user = get_user_model().objects.filter(username="bench").first() or get_user_model().objects.create_user("bench")
-Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": "admin"})
-deployment, _ = Deployment.objects.get_or_create(organization=organization, name="bench", type="OBJECT_DETECTION")
-labels_adopt(deployment=deployment, labels={"1": "car", "2": "person"})
-print(deployment.id, api_token_create(user=user, name="bench")[1])
-"""
-    deployment_id, token = manage(env, "shell", "-c", script).split()[-2:]
-    return deployment_id, token
 
 
 def rss_mb(pid: int) -> float:
@@ -203,13 +160,8 @@ def main() -> None:
             processes.append(subprocess.Popen(
                 [PYTHON, "-m", "celery", "-A", "dashboard", "worker", "-c", "1", "--loglevel", "warning"],
                 cwd=ROOT, env=env))
-        web = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "dashboard.wsgi:application", "-b", f"127.0.0.1:{web_port}",
-             "--config", str(ROOT / "scripts" / "gunicorn.conf.py"),
-             "-w", str(arguments.workers), "--log-level", "warning"],
-            cwd=ROOT, env=env)
+        web = start_gunicorn(env, web_port, "-w", str(arguments.workers))
         processes.append(web)
-        wait_for_port(web_port)
         url = f"http://127.0.0.1:{web_port}"
         requests.get(f"{url}/login/")  # warm up every worker's imports
         print(f"gunicorn: {arguments.workers} sync workers; {0 if arguments.no_worker else 1} Celery worker; "
@@ -231,12 +183,7 @@ def main() -> None:
         if not arguments.no_worker:
             catch_up(os.environ["DATABASE_URL"])
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
         shutil.rmtree(var, ignore_errors=True)
 
 

@@ -5,6 +5,18 @@
 import gc
 from importlib import import_module
 
+# Time limits, all here. `timeout`: a worker silent this long is killed and replaced. With the sync worker (one
+# thread per process, the production example in docs/deployment.md) that bounds each request; with gthread
+# (`--threads`, as `make run` does) the worker's main loop keeps its heartbeat going whatever its threads do,
+# so it only catches a stuck process. Gunicorn 27 has no read timeout for HTTP/1.1: it waits 5 s at most for a
+# new connection's first byte and drains an unread body for 5 s at most, but a client that trickles its headers
+# or body holds a thread (or a sync worker, until `timeout`) for as long as it keeps trickling; `limit_request_*`
+# bound the size of the request line and headers, not the time they take. So in production a buffering proxy
+# takes the slow clients (docs/deployment.md, "In front of gunicorn").
+timeout = 30
+graceful_timeout = 10  # after SIGTERM, requests in flight get this long to finish
+keepalive = 2  # an idle kept-alive connection waits in the worker's poller, not in a thread; closed after 2 s
+
 
 def post_worker_init(worker):
     # Import the URL conf now (the views, and with them Celery and NumPy) rather than on the worker's first

@@ -1,5 +1,6 @@
 """Loads the demo (idempotent): an organization, one user per role, three deployments of real predictions."""
 import json as jsonlib
+import os
 import sys
 
 from django.core.management.base import BaseCommand
@@ -11,7 +12,8 @@ class Command(BaseCommand):
     help = "Create the demo organization, users and deployments, with predictions made by classical models."
 
     def add_arguments(self, parser):
-        parser.add_argument("--count", type=int, default=300, help="Predictions per deployment (default 300).")
+        parser.add_argument("--count", type=int, default=int(os.environ.get("LOUPE_DEMO_COUNT", 300)),
+                            help="Predictions per deployment (default: LOUPE_DEMO_COUNT, else 300).")
         parser.add_argument("--json", action="store_true", help="Print only the demo's ids and logins, as JSON.")
 
     def handle(self, *args, count: int, json: bool, **options):
