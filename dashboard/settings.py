@@ -152,6 +152,11 @@ LOUPE_STATS_MINUTE_DAYS = float(os.environ.get("LOUPE_STATS_MINUTE_DAYS", "14"))
 LOUPE_STATS_HOUR_DAYS = float(os.environ.get("LOUPE_STATS_HOUR_DAYS", "400"))
 # How many of a deployment's first predictions make its outlier reference until a training set is given.
 LOUPE_OUTLIER_REFERENCE_SIZE = int(os.environ.get("LOUPE_OUTLIER_REFERENCE_SIZE", 200))
+# Continuous training: the Celery queue training runs on (workers started for it: -Q training), a run's time limit
+# in seconds, and how often a running experiment's worker writes its heartbeat (a silent one is taken for dead).
+LOUPE_TRAINING_QUEUE = os.environ.get("LOUPE_TRAINING_QUEUE", "training")
+LOUPE_TRAINING_TIME_LIMIT = int(os.environ.get("LOUPE_TRAINING_TIME_LIMIT", 3600))
+LOUPE_EXPERIMENT_HEARTBEAT_SECONDS = float(os.environ.get("LOUPE_EXPERIMENT_HEARTBEAT_SECONDS", 15))
 
 # Celery: Redis when REDIS_URL is given, else kombu's filesystem transport under LOUPE_VAR,
 # so the embedded default still runs a real worker without any server.
@@ -184,6 +189,7 @@ CELERY_BEAT_SCHEDULE = {
     "export-jobs-expire": {"task": "dashboard.tasks.export_jobs_expire", "schedule": 3600.0},
     "stats-reconcile": {"task": "monitoring.tasks.stats_reconcile", "schedule": 15.0},
     "stats-prune": {"task": "monitoring.tasks.stats_prune", "schedule": 3600.0},
+    "experiments-sweep": {"task": "pipelines.tasks.experiments_sweep", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -15,7 +15,7 @@ from dashboard.models import (
 from dashboard.services.auth import TOKEN_PREFIX, token_digest
 from dashboard.services.deployments import labels_adopt
 from monitoring.services.ingest import prediction_ingest
-from pipelines.services import feedback_loop_setup
+from pipelines.services.feedback_loop import feedback_loop_setup
 from serving.services import deployment_set_model
 
 DEMO_ORGANIZATION = "Loupe Demo"

@@ -12,7 +12,7 @@ from dashboard.selectors.access import deployment_for_member, role_require
 from monitoring.selectors import training_data_of
 from monitoring.services.training_data import training_data_disable, training_data_set
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
-from pipelines.services import feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_toggle
+from pipelines.services.feedback_loop import feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_toggle
 
 
 @login_required

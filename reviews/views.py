@@ -21,7 +21,7 @@ from dashboard.selectors.predictions import asset_predictions
 from dashboard.selectors.access import deployment_for_member
 from monitoring.selectors import outlier_reference_active
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
-from pipelines.services import feedback_loop_submit
+from pipelines.services.feedback_loop import feedback_loop_submit
 from reviews.models import ReviewKind
 from reviews.selectors import next_asset, review_tool_data
 from reviews.services import bulk_accept, review_submit

@@ -62,6 +62,26 @@ def dataset_version_create(
         ) from None
 
 
+def dataset_version_copy(*, version: DatasetVersion, name: str) -> DatasetVersion:
+    """A new version of the same dataset holding what `version` holds now, images and annotations: a frozen copy
+    that later submissions to `version` do not change (an experiment trains on one)."""
+    with transaction.atomic():
+        copy = dataset_version_create(dataset=version.dataset, version=name, type=version.type, labels=version.labels)
+        assets = version.assets.select_related("annotation").order_by("created_at", "id")
+        for offset in range(0, assets.count(), 1000):
+            rows, annotations = [], []
+            for asset in assets[offset:offset + 1000]:
+                row = DatasetAsset(version=copy, data_id=asset.data_id, filename=asset.filename, width=asset.width,
+                                   height=asset.height, source_asset_id=asset.source_asset_id)
+                rows.append(row)
+                shapes = asset.annotation.shapes if hasattr(asset, "annotation") else []
+                created_by = asset.annotation.created_by_id if hasattr(asset, "annotation") else None
+                annotations.append(Annotation(asset=row, shapes=shapes, created_by_id=created_by))
+            DatasetAsset.objects.bulk_create(rows)
+            Annotation.objects.bulk_create(annotations)
+    return copy
+
+
 def dataset_version_check(*, deployment: Deployment, dataset_version: DatasetVersion, field: str = "dataset_version_id") -> None:
     """Refuse a version a deployment cannot use: another organization's, or of another type."""
     errors = []

@@ -14,7 +14,7 @@ from dashboard.models import Dataset, DatasetAsset, ExportJob, JobStatus
 from monitoring.models import OutlierReference, ReferenceSource, TrainingDataReference
 from pipelines.models import FeedbackLoop
 from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create
-from pipelines.services import feedback_loop_setup
+from pipelines.services.feedback_loop import feedback_loop_setup
 from tests.browser.test_queue import log_in
 # The integration suite's real Celery worker, on a private redis-server. The tests below take `celery_app_live`
 # (every task goes to that Redis, where nothing consumes it yet) and start the worker with

@@ -9,7 +9,7 @@ from pycocotools.coco import COCO
 
 from dashboard.models import AssetStatus, PredictedAsset
 from dashboard.services.datasets import dataset_create, dataset_version_create
-from pipelines.services import feedback_loop_setup
+from pipelines.services.feedback_loop import feedback_loop_setup
 from monitoring.services.ingest import prediction_ingest
 from reviews.services import review_submit
 from tests.browser.test_queue import log_in

@@ -8,7 +8,7 @@ from dashboard.models import AssetStatus, DatasetAsset, PredictedAsset
 from dashboard.services.datasets import dataset_create, dataset_version_create
 from monitoring.services.ingest import prediction_ingest
 from pipelines.models import FeedbackLoop
-from pipelines.services import feedback_loop_setup, feedback_loop_submit
+from pipelines.services.feedback_loop import feedback_loop_setup, feedback_loop_submit
 
 DET = "OBJECT_DETECTION"
 BOX = {"type": "rectangle", "label_id": 2, "score": 1.0, "x": 1, "y": 2, "w": 10, "h": 12}

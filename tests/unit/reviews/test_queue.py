@@ -109,7 +109,7 @@ def test_submit_page_says_why_nothing_can_be_submitted(client, assets, users):
     assert "The feedback loop is not ready" in page and "no feedback loop yet" in page
 
     from dashboard.services.datasets import dataset_create, dataset_version_create
-    from pipelines.services import feedback_loop_setup
+    from pipelines.services.feedback_loop import feedback_loop_setup
 
     version = dataset_version_create(dataset=dataset_create(organization=assets.organization, name="d"),
                                      version="v1", type=assets.type)

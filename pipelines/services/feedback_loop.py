@@ -10,6 +10,7 @@ from dashboard.models import Annotation, AssetStatus, DatasetAsset, DatasetVersi
 from dashboard.services.datasets import dataset_version_check
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from pipelines.models import FeedbackLoop
+from pipelines.services.training import continuous_training_check
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def feedback_loop_submit(*, deployment: Deployment, assets: QuerySet[PredictedAs
             FeedbackLoop.objects.filter(pk=loop.pk).update(
                 submitted_since_training=F("submitted_since_training") + len(claimed)
             )
+            # In this transaction, after the count: of racing submits, the one that crossed the threshold starts it.
+            continuous_training_check(deployment=deployment)
     return SubmitResult(submitted=len(claimed), skipped=len(candidates) - len(claimed))
 
 
