@@ -63,6 +63,10 @@ class TrainingDataReference(models.Model):
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     message = models.CharField(max_length=500, blank=True)
+    # What the training data looks like, in the stats rollups' bins (drift compares predictions with it).
+    size = models.PositiveIntegerField(default=0, help_text="Images described by the histograms.")
+    histograms = models.JSONField(default=dict, blank=True)
+    classes = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -151,3 +155,36 @@ class StatsState(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.deployment_id} counted through {self.watermark}"
+
+
+class DriftSettings(models.Model):
+    """The window of its own history a deployment's drift is measured against when it has no training data."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    reference_start = models.DateTimeField()
+    reference_end = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"drift of {self.deployment_id} against {self.reference_start}..{self.reference_end}"
+
+
+class QualityReport(models.Model):
+    """Quality from reviews for one selection (window, tag, model version, ids), stored so pages never evaluate.
+
+    `fingerprint` says which reviews it covers; when they change, a worker computes it again.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+    fingerprint = models.CharField(max_length=100, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    requested = models.BooleanField(default=False)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["deployment", "key"], name="quality_report_key")]
+
+    def __str__(self) -> str:
+        return f"quality of {self.deployment_id} ({self.key[:8]})"

@@ -2,7 +2,8 @@
 from celery import shared_task
 
 from dashboard.models import Deployment, PredictedAsset
-from monitoring.services import frames, outliers, stats, training_data
+from monitoring.models import QualityReport
+from monitoring.services import frames, outliers, quality, stats, training_data
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -49,3 +50,10 @@ def stats_reconcile() -> int:
 def stats_prune() -> int:
     """Beat, every hour: minute rows past their keep-time go (their hours and days keep the figures)."""
     return stats.stats_prune()
+
+
+@shared_task(acks_late=True)
+def quality_report_compute(report_id: str) -> int | None:
+    """Compute a stored quality report again for its selection (pages asked; the reviews it covers changed)."""
+    report = QualityReport.objects.select_related("deployment").filter(pk=report_id).first()
+    return None if report is None else quality.quality_report_compute(report=report).result["images"]

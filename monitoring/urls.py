@@ -1,7 +1,7 @@
 """Monitoring's API routes (ingest, shadow predictions, training data) and page fragments."""
 from django.urls import path
 
-from monitoring import api, views
+from monitoring import api, stats_api, views
 
 urlpatterns = [
     path("api/deployment/<uuid:deployment_id>/predictions", api.predictions_create, name="api-predictions"),
@@ -10,6 +10,9 @@ urlpatterns = [
     path("api/deployment/<uuid:deployment_id>/pipeline/td/check", api.training_data_check, name="api-td-check"),
     path("api/deployment/<uuid:deployment_id>/pipeline/td/disable", api.training_data_disable_view,
          name="api-td-disable"),
+    path("api/deployment/<uuid:deployment_id>/stats", stats_api.deployment_stats, name="api-stats"),
+    path("api/deployment/<uuid:deployment_id>/predictions/stats", stats_api.prediction_stats,
+         name="api-prediction-stats"),
     path("deployments/<uuid:deployment_id>/feedback-loop/training", views.training_data_status,
          name="feedback-loop-training"),
 ]

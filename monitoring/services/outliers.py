@@ -76,7 +76,8 @@ def outlier_reference_from_history(
 
 
 def outlier_reference_from_training(
-    *, deployment: Deployment, version, progress: Callable[[float], None] | None = None
+    *, deployment: Deployment, version, progress: Callable[[float], None] | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> OutlierReference:
     """Fit and store the deployment's active reference from a dataset version's images and annotations.
 
@@ -97,6 +98,8 @@ def outlier_reference_from_training(
                     image=image_open(file), shapes=shapes, width=asset.width, height=asset.height,
                     class_ids=class_ids, image_size=(asset.data.width, asset.data.height),
                 ))
+            if observe is not None:  # the same image and shapes, for whoever also describes the training data
+                observe(vector=vectors[-1], shapes=shapes, width=asset.width, height=asset.height)
         except OSError as error:
             logger.warning("training features of dataset asset %s skipped: %s", asset.pk, error)
         if progress is not None and (index % 50 == 0 or index == total):

@@ -106,6 +106,29 @@ def asset_contribution(*, asset: PredictedAsset, predictions: Iterable[dict], ve
     return {"t": asset.timestamp.timestamp(), "tags": sorted(tags), "roles": roles}
 
 
+class TrainingFigures:
+    """Histograms of a training set's images and annotations in the rollups' bins (what drift compares with)."""
+
+    def __init__(self):
+        self.count, self.histograms, self.classes = 0, {}, {}
+
+    def add(self, *, vector, shapes: list[dict], width: int, height: int) -> None:
+        self.count += 1
+        values = {name: float(vector[index]) for name, index in IMAGE_STAT_INDEX.items()}
+        values["shapes_per_asset"] = len(shapes)
+        for name, value in values.items():
+            self._count(name, value)
+        for shape in shapes:
+            _add(self.classes, str(shape["label_id"]))
+            area = shape_area(shape)
+            if area is not None:
+                self._count("shape_area", area / (width * height))
+
+    def _count(self, feature: str, value: float) -> None:
+        dense = self.histograms.setdefault(feature, [0] * BINS[feature].bins)
+        dense[int(_bin(feature, value))] += 1
+
+
 def _entries(contribution: dict | None):
     """(rollup key, values) for every row the contribution adds to."""
     if not contribution:
@@ -357,3 +380,28 @@ def stats_prune(*, now: dt.datetime | None = None) -> int:
         bucket=RollupBucket.HOUR, start__lt=now - dt.timedelta(days=settings.LOUPE_STATS_HOUR_DAYS)).delete()
     return deleted + more
 
+
+
+def figures_of_assets(*, assets, role: str = ModelRole.CHAMPION):
+    """The figures of exactly these assets, counted from their raw rows as the rollups count them (for selections
+    the rollups do not hold: several tags at once, or lists of ids). The caller bounds the selection."""
+    from monitoring.selectors.stats import StatsFigures
+
+    figures = StatsFigures()
+    assets = list(assets.only(*ASSET_FIELDS))
+    for offset in range(0, len(assets), BATCH_SIZE):
+        for contribution in _contributions(assets[offset:offset + BATCH_SIZE]).values():
+            values = contribution["roles"].get(role)
+            if values is None:
+                continue
+            figures.add({**{name: values[name] for name in COUNTS},
+                         "histograms": {feature: _dense(feature, counts) for feature, counts in values["hist"].items()},
+                         "classes": values["classes"], "reviewed_classes": values["reviewed_classes"]})
+    return figures
+
+
+def _dense(feature: str, sparse: dict) -> list[int]:
+    dense = [0] * BINS[feature].bins
+    for index, n in sparse.items():
+        dense[int(index)] += n
+    return dense

@@ -8,6 +8,7 @@ from dashboard.models import DatasetVersion, Deployment, JobStatus
 from dashboard.services.datasets import dataset_version_check
 from monitoring.models import OutlierReference, ReferenceSource, TrainingDataReference
 from monitoring.services import outliers
+from monitoring.services.stats import TrainingFigures
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | 
         row.update(progress=round(min(share, 1.0) * 0.95, 3))
 
     try:
-        outliers.outlier_reference_from_training(deployment=deployment, version=reference.dataset_version, progress=progress)
+        described = TrainingFigures()
+        outliers.outlier_reference_from_training(deployment=deployment, version=reference.dataset_version,
+                                                 progress=progress, observe=described.add)
     except (ValueError, OSError) as error:
         logger.warning("training reference of deployment %s failed: %s", deployment.pk, error)
         row.update(status=JobStatus.FAILED, message=str(error)[:500])
@@ -54,7 +57,9 @@ def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | 
         row.update(status=JobStatus.FAILED, message="internal error; it has been logged")
         raise
     else:
-        row.update(status=JobStatus.READY, progress=1.0)
+        # What the training data looks like, kept for drift: its histograms in the rollups' bins.
+        row.update(status=JobStatus.READY, progress=1.0, size=described.count, histograms=described.histograms,
+                   classes=described.classes)
         tasks.deployment_rescore.delay_on_commit(str(deployment.pk))
     reference.refresh_from_db()
     return reference

@@ -48,6 +48,19 @@ def test_training_reference_replaces_the_history_one_and_survives_a_rescore(dete
     assert not PredictedAsset.objects.filter(outlier_score__isnull=True).exists()
 
 
+def test_the_training_data_is_described_in_the_rollups_bins_and_becomes_the_drift_reference(
+        detection, training_version):
+    from monitoring.services.drift import TRAINING_FEATURES, drift_reference
+
+    training_data_set(deployment=detection, dataset_version=training_version)
+    reference = training_data_compute(deployment=detection)
+    assert reference.size == 12
+    assert sum(reference.histograms["brightness"]) == 12 and sum(reference.histograms["shapes_per_asset"]) == 12
+    assert sum(reference.histograms["shape_area"]) == 12 and reference.classes == {"1": 6, "2": 6}
+    described = drift_reference(deployment=detection)
+    assert (described["kind"], described["size"], described["features"]) == ("training", 12, TRAINING_FEATURES)
+
+
 def test_training_reference_of_too_few_images_fails_with_a_message(detection, organization, jpeg_bytes):
     version = dataset_version_create(dataset=dataset_create(organization=organization, name="tiny"), version="v1", type=DET)
     coco = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [], "categories": [{"id": 1, "name": "car"}]}
