@@ -22,6 +22,7 @@ QUERY_HELP = [
     ("status:to_review", "Waiting for review; also status:reviewed and status:submitted."),
     ("label:car", 'The champion predicted a car: a label name (any case) or class id (label:3); '
                   'quote names with spaces: label:"cat face".'),
+    ("reviewed_label:car", "The review settled on a car (a label name or class id, like label:)."),
     ("tag:night", "The frame was sent with the tag night (any case)."),
     ("shapes>3", "More than 3 predicted shapes; also =, >=, <, <= and shapes:0 for none."),
     ("score<0.5", "Some shape scored below 0.5 (or <=); frames without shapes never match."),
@@ -286,6 +287,10 @@ def _label(operator: str, value: str, context: _Context) -> Q:
     return context.has_term([f"label:{class_id}" for class_id in context.label_ids(value)])
 
 
+def _reviewed_label(operator: str, value: str, context: _Context) -> Q:
+    return context.has_term([f"reviewed:{class_id}" for class_id in context.label_ids(value)])
+
+
 def _tag(operator: str, value: str, context: _Context) -> Q:
     return context.has_term([f"tag:{value.lower()}"])
 
@@ -338,6 +343,7 @@ _FILTERS = {
     "since": _Filter(_EQUAL, "since:24h", _moment, _since),
     "until": _Filter(_EQUAL, "until:2026-11-01", _moment, _until),
     "reviewed_by": _Filter(_EQUAL, "reviewed_by:alice", _text, _equal("reviewed_by__username")),
+    "reviewed_label": _Filter(_EQUAL, "reviewed_label:car", _text, _reviewed_label),
     "filename": _Filter(_EQUAL, "filename:*.png", _text, _filename),
 }
 _BARE_WORD = _Filter(("",), "frame_12", _text, _contains)

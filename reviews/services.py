@@ -8,7 +8,7 @@ from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.shapes import shapes_validate
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
-from dashboard.models import AssetStatus, Deployment, InferenceType, PredictedAsset
+from dashboard.models import AssetStatus, AssetTerm, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
 
 
@@ -63,12 +63,20 @@ def review_submit(
         stored = PredictedAsset.objects.filter(pk=asset.pk).values("reviewed_shapes")
         Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=kind, shapes=Subquery(stored),
                               based_on_version=expected_version)
+        reviewed_terms_set(asset_id=asset.pk, deployment_id=asset.deployment_id, shapes=clean)
         stats_mark_stale(deployment_id=asset.deployment_id, asset_ids=[asset.pk])
         stats_refresh_soon(deployment_id=asset.deployment_id)
     # The UPDATE matched `expected_version`, so what the row now holds is known without reading it back.
     asset.status, asset.version, asset.reviewed_shapes = AssetStatus.REVIEWED, expected_version + 1, clean
     asset.reviewed_by, asset.reviewed_at = reviewer, now
     return asset
+
+
+def reviewed_terms_set(*, asset_id, deployment_id, shapes: list[dict]) -> None:
+    """The classes the review settled on, as search terms (reviewed_label:car in the queue's language)."""
+    AssetTerm.objects.filter(asset_id=asset_id, term__startswith="reviewed:").delete()
+    AssetTerm.objects.bulk_create(AssetTerm(deployment_id=deployment_id, asset_id=asset_id, term=f"reviewed:{label_id}")
+                                  for label_id in sorted({shape["label_id"] for shape in shapes}))
 
 
 def _update_if_current(*, asset_id, version: int, shapes: list[dict], reviewer, now=None) -> bool:
@@ -100,6 +108,7 @@ def bulk_accept(*, deployment: Deployment, assets: QuerySet[PredictedAsset], rev
             if _update_if_current(asset_id=asset.pk, version=asset.version, shapes=shapes, reviewer=reviewer):
                 Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=ReviewKind.BULK_ACCEPT,
                                       shapes=shapes, based_on_version=asset.version)
+                reviewed_terms_set(asset_id=asset.pk, deployment_id=deployment.pk, shapes=shapes)
                 accepted.append(asset.pk)
     if accepted:
         stats_mark_stale(deployment_id=deployment.pk, asset_ids=accepted)

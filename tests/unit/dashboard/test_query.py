@@ -210,7 +210,7 @@ def test_query_help_documents_every_key():
     assert all(isinstance(example, str) and isinstance(meaning, str) and meaning for example, meaning in QUERY_HELP)
     documented = {term.key for example, _ in QUERY_HELP for term in parse_query(example)}
     assert documented == {"", "status", "label", "tag", "shapes", "score", "outlier", "latency", "source",
-                          "since", "until", "reviewed_by", "filename"}
+                          "since", "until", "reviewed_by", "reviewed_label", "filename"}
 
 
 # ---------------------------------------------------------------- the SQL against a brute-force filter

@@ -233,3 +233,17 @@ def test_sdk_add_review_takes_tuples_and_raises_conflict(client, ingest, api_tok
     with pytest.raises(ConflictError) as caught:
         sdk_asset.add_review(rectangles=[], expected_version=1)
     assert caught.value.status_code == 409 and caught.value.payload["version"] == 2
+
+
+def test_a_review_makes_its_classes_searchable_and_a_new_review_replaces_them(ingest, users, deployments):
+    from dashboard.selectors.assets import predicted_assets_matching
+
+    asset, other = ingest(), ingest()
+    review_submit(asset_id=asset.pk, reviewer=users["labeler"], shapes=[BOX], expected_version=1)
+    matching = lambda q: set(predicted_assets_matching(deployment=deployments[DET], query=q).values_list("pk", flat=True))  # noqa: E731
+    assert matching("reviewed_label:car") == {asset.pk} and matching("reviewed_label:1") == {asset.pk}
+    review_submit(asset_id=asset.pk, reviewer=users["labeler"], shapes=[{**BOX, "label_id": 2}], expected_version=2)
+    assert matching("reviewed_label:car") == set() and matching("reviewed_label:person") == {asset.pk}
+    bulk_accept(deployment=deployments[DET], assets=PredictedAsset.objects.filter(pk=other.pk),
+                reviewer=users["admin"], min_score=0.0)
+    assert other.pk in matching("reviewed_label:car")
