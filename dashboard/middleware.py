@@ -1,10 +1,10 @@
 """What every page passes through: the Content-Security-Policy that allows only Loupe's own files, and access
 refusals turned into 404 and 403 pages."""
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404
 
-from dashboard.errors import Forbidden, NotFound
+from dashboard.errors import Forbidden, NotFound, ValidationFailed
 
 POLICY = "; ".join(
     [
@@ -35,8 +35,8 @@ class ContentSecurityPolicyMiddleware:
 
 
 class AccessErrorPagesMiddleware:
-    """Pages ask dashboard.selectors.access the same questions as the API; its NotFound and Forbidden become the
-    404 and 403 pages here, with their message (the API answers them as JSON itself)."""
+    """Pages ask dashboard.selectors.access and dashboard.fields the same questions as the API; their NotFound,
+    Forbidden and ValidationFailed become the 404, 403 and 400 pages here (the API answers them as JSON itself)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -49,4 +49,6 @@ class AccessErrorPagesMiddleware:
             raise Http404(exception.message) from None
         if isinstance(exception, Forbidden):
             raise PermissionDenied(exception.message) from None
+        if isinstance(exception, ValidationFailed):  # a page's parameters the rules refuse: 400, saying why
+            raise BadRequest(exception.message) from None
         return None

@@ -1,7 +1,8 @@
-"""Monitoring's API routes (ingest, shadow predictions, training data) and page fragments."""
+"""Monitoring's API routes (ingest, shadow predictions, training data, stats) and pages (the ML leads' overview)."""
 from django.urls import path
 
-from monitoring import api, stats_api, views
+from monitoring import api, stats_api
+from monitoring.views import overview, training_data
 
 urlpatterns = [
     path("api/deployment/<uuid:deployment_id>/predictions", api.predictions_create, name="api-predictions"),
@@ -13,6 +14,13 @@ urlpatterns = [
     path("api/deployment/<uuid:deployment_id>/stats", stats_api.deployment_stats, name="api-stats"),
     path("api/deployment/<uuid:deployment_id>/predictions/stats", stats_api.prediction_stats,
          name="api-prediction-stats"),
-    path("deployments/<uuid:deployment_id>/feedback-loop/training", views.training_data_status,
+    path("deployments/<uuid:deployment_id>/monitoring/", overview.monitoring_overview, name="monitoring-overview"),
+    path("deployments/<uuid:deployment_id>/monitoring/charts/<str:name>.json", overview.monitoring_chart,
+         name="monitoring-chart"),
+    path("deployments/<uuid:deployment_id>/monitoring/drift/", overview.monitoring_drift_cell,
+         name="monitoring-drift-cell"),
+    path("deployments/<uuid:deployment_id>/monitoring/quality/", overview.monitoring_quality,
+         name="monitoring-quality"),
+    path("deployments/<uuid:deployment_id>/feedback-loop/training", training_data.training_data_status,
          name="feedback-loop-training"),
 ]
