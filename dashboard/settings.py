@@ -141,6 +141,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Upload bounds: the request body, the decoded image, and its pixel count.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("LOUPE_MAX_BODY_BYTES", 30 * 1024 * 1024))
 LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", 20 * 1024 * 1024))
+LOUPE_MAX_INSTRUCTIONS_BYTES = int(os.environ.get("LOUPE_MAX_INSTRUCTIONS_BYTES", 10 * 1024 * 1024))
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", 50_000_000))
 LOUPE_JWT_LIFETIME_SECONDS = int(os.environ.get("LOUPE_JWT_LIFETIME_SECONDS", 3600))
 LOUPE_THUMBNAIL_SIZE = 320
@@ -192,6 +193,7 @@ CELERY_BEAT_SCHEDULE = {
     "stats-reconcile": {"task": "monitoring.tasks.stats_reconcile", "schedule": 15.0},
     "stats-prune": {"task": "monitoring.tasks.stats_prune", "schedule": 3600.0},
     "experiments-sweep": {"task": "pipelines.tasks.experiments_sweep", "schedule": 60.0},
+    "campaigns-auto-add": {"task": "reviews.tasks.campaigns_auto_add", "schedule": 10.0},
 }
 
 LOGGING = {

@@ -1,8 +1,10 @@
-"""Review history; the current reviewed shapes live on the predicted asset in the core."""
+"""Review history (the current reviewed shapes live on the predicted asset in the core), and review campaigns."""
+import uuid
+
 from django.conf import settings
 from django.db import models
 
-from dashboard.models import PredictedAsset
+from dashboard.models import Deployment, PredictedAsset
 
 
 class ReviewKind(models.TextChoices):
@@ -27,3 +29,75 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.asset_id} on version {self.based_on_version}"
+
+
+class CampaignStatus(models.TextChoices):
+    OPEN = "OPEN", "Open"
+    CLOSED = "CLOSED", "Closed"
+
+
+class ReviewCampaign(models.Model):
+    """A share of a deployment's review work: which assets, instructions, a deadline, and who does what."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="campaigns")
+    description = models.TextField(blank=True)
+    instructions_text = models.TextField(blank=True, help_text="Markdown, rendered without any HTML of its own.")
+    instructions_file = models.FileField(max_length=200, blank=True)
+    instructions_file_type = models.CharField(max_length=32, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    auto_add_new_assets = models.BooleanField(default=False)
+    auto_close_on_completion = models.BooleanField(default=False)
+    # The queue's search language: the assets it covers (added when it is made, and later ones with auto-add).
+    query = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.OPEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Assets created before this were looked at for auto-add.
+    added_through = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.description[:60] or f"campaign of {self.deployment_id}"
+
+
+class TaskStatus(models.TextChoices):
+    TO_DO = "TO_DO", "To do"
+    TO_REWORK = "TO_REWORK", "To rework"
+    DONE = "DONE", "Done"
+    SKIPPED = "SKIPPED", "Skipped"
+
+
+class ReviewTask(models.Model):
+    """One predicted asset of a campaign: who reviews it, where it stands, why it was skipped or sent back."""
+
+    campaign = models.ForeignKey(ReviewCampaign, on_delete=models.CASCADE, related_name="tasks")
+    asset = models.ForeignKey(PredictedAsset, on_delete=models.CASCADE, related_name="review_tasks")
+    position = models.PositiveIntegerField(help_text="The campaign's order (its query's order when made).")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="review_tasks")
+    # Taken from the pool until then; an expired lease goes back to the pool.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.TO_DO)
+    skip_reason = models.CharField(max_length=500, blank=True)
+    rework_comment = models.CharField(max_length=1000, blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    done_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", help_text="The ML lead or admin who checked it done.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "asset"], name="review_task_once")]
+        indexes = [
+            models.Index(fields=["campaign", "status", "position"], name="review_task_by_status"),
+            models.Index(fields=["campaign", "assignee", "status", "position"], name="review_task_by_assignee"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.asset_id}"

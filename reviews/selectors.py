@@ -1,11 +1,21 @@
-"""Reads of the review tool: the asset after this one in the labeler's queue, and what the tool needs to draw."""
+"""Reads of the reviews app: the asset after this one in the labeler's queue, what the tool needs to draw, and
+review campaigns (their progress, instructions and tasks)."""
+import datetime as dt
+import math
+
+import markdown
+import nh3
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 from django.urls import reverse
 
-from dashboard.models import Deployment, PredictedAsset
+from dashboard.models import Deployment, PredictedAsset, Role
 from dashboard.selectors.assets import SORTS, cursor_for, predicted_assets_page
 from dashboard.selectors.deployments import label_map
 from dashboard.selectors.predictions import asset_predictions
-from reviews.models import Review
+from dashboard.selectors.access import membership_require
+from reviews.models import CampaignStatus, Review, ReviewCampaign, TaskStatus
 
 
 def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, order: str) -> PredictedAsset | None:
@@ -45,3 +55,61 @@ def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Rev
         },
         "save_url": reverse("review-save", args=[deployment.id, asset.id]),
     }
+
+
+# Campaigns
+
+
+def campaign_for_member(*, user, campaign_id, role: str = Role.LABELER) -> ReviewCampaign:
+    """The campaign, if the user may reach its deployment with `role`; outsiders are told it does not exist."""
+    campaign = ReviewCampaign.objects.select_related("deployment__organization").filter(pk=campaign_id).first()
+    membership_require(user=user, organization_id=campaign and campaign.deployment.organization_id, role=role,
+                       what=f"campaign {campaign_id}")
+    return campaign
+
+
+def instructions_html(campaign: ReviewCampaign) -> str:
+    """The instructions' Markdown as HTML, cleaned of anything but plain formatting and links."""
+    return nh3.clean(markdown.markdown(campaign.instructions_text, extensions=["sane_lists"]),
+                     url_schemes={"http", "https", "mailto"})
+
+
+def campaign_progress(*, campaign: ReviewCampaign, today: dt.date | None = None) -> dict:
+    """Where the campaign stands: counts by status, per person, the pace of the last seven days and when it will
+    finish at that pace, and whether it is overdue."""
+    today = today or timezone.now().date()
+    counts = {status: 0 for status in TaskStatus.values}
+    counts.update({row["status"]: row["n"] for row in campaign.tasks.values("status").annotate(n=Count("id")).order_by()})
+    total = sum(counts.values())
+    remaining = counts[TaskStatus.TO_DO] + counts[TaskStatus.TO_REWORK]
+    week_ago = timezone.now() - dt.timedelta(days=7)
+    recent = campaign.tasks.filter(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED], done_at__gte=week_ago).count()
+    pace = recent / 7
+    finish = today + dt.timedelta(days=math.ceil(remaining / pace)) if pace and remaining else (today if not remaining else None)
+    people = {}
+    for row in campaign.tasks.values("assignee__username", "status").annotate(n=Count("id")).order_by():
+        person = people.setdefault(row["assignee__username"] or "", {status: 0 for status in TaskStatus.values})
+        person[row["status"]] += row["n"]
+    per_day = {}
+    for row in (campaign.tasks.filter(done_at__isnull=False).annotate(day=TruncDate("done_at")).values("day")
+                .annotate(n=Count("id")).order_by("day")):
+        per_day[row["day"].isoformat()] = row["n"]
+    return {
+        "counts": counts, "total": total, "remaining": remaining,
+        "done_share": (counts[TaskStatus.DONE] + counts[TaskStatus.SKIPPED]) / total if total else 0.0,
+        "pace_per_day": round(pace, 2), "projected_finish": finish.isoformat() if finish else None,
+        "overdue": bool(campaign.end_date and campaign.status == CampaignStatus.OPEN and remaining
+                        and campaign.end_date < today),
+        "late": bool(campaign.end_date and finish and finish > campaign.end_date and remaining),
+        "people": [{"username": name or None, **figures} for name, figures in sorted(people.items())],
+        "done_per_day": per_day,
+    }
+
+
+def campaign_tasks(*, campaign: ReviewCampaign, status: str | None = None, assignee=None):
+    tasks = campaign.tasks.select_related("asset", "assignee", "done_by").order_by("position")
+    if status:
+        tasks = tasks.filter(status=status)
+    if assignee is not None:
+        tasks = tasks.filter(assignee__username=assignee) if isinstance(assignee, str) else tasks.filter(assignee=assignee)
+    return tasks

@@ -4,27 +4,36 @@ import uuid
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.api.base import api_view, json_body, require_fields
-from dashboard.errors import ValidationFailed
+from dashboard.errors import ApiError, Forbidden, ValidationFailed
 from dashboard.query import QUERY_HELP
-from dashboard.models import AssetStatus
+from dashboard.models import AssetStatus, Role
 from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
-from dashboard.selectors.access import deployment_for_member
+from dashboard.selectors.access import deployment_for_member, membership_require, role_require
 from monitoring.selectors import outlier_reference_active
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services.feedback_loop import feedback_loop_submit
-from reviews.models import ReviewKind
-from reviews.selectors import next_asset, review_tool_data
-from reviews.services import bulk_accept, review_submit
+from reviews.models import CampaignStatus, ReviewKind, ReviewTask, TaskStatus
+from reviews.selectors import (
+    campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_tool_data,
+)
+from reviews.services.campaigns import (
+    campaign_add_assets, campaign_assign, campaign_close, campaign_create, campaign_next_task, labelers_of, task_accept,
+    task_rework, task_skip,
+)
+from reviews.services.review import bulk_accept, review_submit
 
 VIEWS = {"grid": "Grid", "table": "Table", "details": "Details"}
 PAGE_SIZE = 48
@@ -159,7 +168,17 @@ def review_tool(request, deployment_id, asset_id):
     data = review_tool_data(deployment=deployment, asset=asset, last=history[0] if history else None)
     data["next_url"] = (reverse("review-tool", args=[deployment.id, following.id]) + "?" + state_query
                         if following else reverse("queue", args=[deployment.id]) + "?" + state_query)
+    campaign = task = None
+    if request.GET.get("campaign") and _is_uuid(request.GET["campaign"]):
+        # Working a campaign: its instructions beside the image, and "next" is the labeler's next task in it.
+        campaign = campaign_for_member(user=request.user, campaign_id=request.GET["campaign"])
+        task = campaign.tasks.filter(asset=asset).first()
+        data["next_url"] = reverse("campaign-next", args=[campaign.id])
+        following = None
     context = {
+        "campaign": campaign,
+        "task": task,
+        "instructions": instructions_html(campaign) if campaign else "",
         "deployment": deployment,
         "asset": asset,
         "data": data,
@@ -251,3 +270,133 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# Review campaigns
+
+
+def _campaign_page(request, campaign_id, role=Role.LABELER):
+    campaign = campaign_for_member(user=request.user, campaign_id=campaign_id, role=role)
+    membership = membership_require(user=request.user, organization_id=campaign.deployment.organization_id,
+                                    what="campaign")
+    return campaign, membership
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_list(request, deployment_id):
+    """A deployment's campaigns; ML leads and admins make one here (from a search, or the queue's ticked assets)."""
+    deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
+    is_lead = membership.allows(Role.ML_LEAD)
+    if request.method == "POST":
+        role_require(held=membership.role, role=Role.ML_LEAD)
+        form = request.POST
+        upload = request.FILES.get("instructions_file")
+        try:
+            campaign = campaign_create(
+                deployment=deployment, user=request.user, description=form.get("description", ""),
+                instructions_text=form.get("instructions_text", ""),
+                instructions_file=(upload.name, upload.read()) if upload else None, end_date=form.get("end_date"),
+                auto_add_new_assets=form.get("auto_add_new_assets") == "on",
+                auto_close_on_completion=form.get("auto_close_on_completion") == "on", query=form.get("q", ""),
+                asset_ids=[value for value in form.getlist("asset") if _is_uuid(value)] or None)
+        except ApiError as error:
+            messages.error(request, error.message)
+            return redirect(reverse("campaign-list", args=[deployment.id]) + "?" + urlencode(
+                [("q", form.get("q", ""))] + [("asset", value) for value in form.getlist("asset")]))
+        messages.success(request, f"Campaign made with {campaign.tasks.count()} task(s).")
+        return redirect("campaign-detail", campaign.id)
+    campaigns = list(deployment.campaigns.all())
+    if not is_lead:
+        campaigns = [c for c in campaigns if c.tasks.filter(assignee=request.user).exists() or c.tasks.filter(
+            assignee__isnull=True).exists()]
+    for campaign in campaigns:
+        campaign.progress = campaign_progress(campaign=campaign)
+    context = {"deployment": deployment, "membership": membership, "is_lead": is_lead, "campaigns": campaigns,
+               "q": request.GET.get("q", "") if request.GET.get("scope") != "selected" else "",
+               "asset_ids": [value for value in request.GET.getlist("asset") if _is_uuid(value)]
+               if request.GET.get("scope") == "selected" else []}
+    return render(request, "reviews/campaign_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_detail(request, campaign_id):
+    campaign, membership = _campaign_page(request, campaign_id)
+    is_lead = membership.allows(Role.ML_LEAD)
+    if request.method == "POST":
+        role_require(held=membership.role, role=Role.ML_LEAD)
+        action = request.POST.get("action")
+        try:
+            if action == "assign":
+                assigned = campaign_assign(campaign=campaign, assignees=request.POST.getlist("assignee"),
+                                           mode=request.POST.get("mode", "round_robin"),
+                                           query=request.POST.get("q") or None)
+                messages.success(request, f"Assigned {assigned} task(s).")
+            elif action == "add":
+                added = campaign_add_assets(campaign=campaign, query=request.POST.get("q", ""))
+                messages.success(request, f"Added {added} task(s).")
+            elif action == "close":
+                campaign_close(campaign=campaign)
+                messages.success(request, "The campaign is closed: it is read-only now.")
+        except ApiError as error:
+            messages.error(request, error.message)
+        return redirect("campaign-detail", campaign.id)
+    progress = campaign_progress(campaign=campaign)
+    status = request.GET.get("status") if request.GET.get("status") in TaskStatus.values else None
+    tasks = campaign_tasks(campaign=campaign, status=status, assignee=None if is_lead else request.user)[:500]
+    context = {"campaign": campaign, "deployment": campaign.deployment, "is_lead": is_lead, "progress": progress,
+               "tasks": tasks, "status": status, "statuses": TaskStatus.choices,
+               "instructions": instructions_html(campaign),
+               "labelers": labelers_of(deployment=campaign.deployment) if is_lead else [],
+               "chart": {"days": list(progress["done_per_day"]), "done": list(progress["done_per_day"].values())},
+               "is_open": campaign.status == CampaignStatus.OPEN}
+    return render(request, "reviews/campaign_detail.html", context)
+
+
+@login_required
+@require_GET
+def campaign_instructions(request, campaign_id):
+    campaign, _ = _campaign_page(request, campaign_id)
+    if not campaign.instructions_file:
+        raise Http404("this campaign has no instructions file")
+    return FileResponse(default_storage.open(campaign.instructions_file.name, "rb"),
+                        content_type=campaign.instructions_file_type)
+
+
+@login_required
+@require_GET
+def campaign_next(request, campaign_id):
+    """The labeler's next task in the campaign, opened in the review tool; the campaign's page when none is left."""
+    campaign, _ = _campaign_page(request, campaign_id)
+    task = campaign_next_task(campaign=campaign, user=request.user)
+    if task is None:
+        messages.info(request, "No task left for you in this campaign.")
+        return redirect("campaign-detail", campaign.id)
+    return redirect(reverse("review-tool", args=[campaign.deployment_id, task.asset_id]) + "?" + urlencode(
+        {"campaign": str(campaign.id)}))
+
+
+@login_required
+@require_POST
+def task_action(request, task_id, action):
+    task = get_object_or_404(ReviewTask.objects.select_related("campaign"), pk=task_id)
+    campaign, membership = _campaign_page(request, task.campaign_id)
+    try:
+        if action == "skip":
+            task_skip(task=task, user=request.user, reason=request.POST.get("reason"))
+            return redirect("campaign-next", campaign.id)
+        role_require(held=membership.role, role=Role.ML_LEAD)
+        if action == "rework":
+            task_rework(task=task, user=request.user, comment=request.POST.get("comment"))
+            messages.success(request, "Sent back for rework.")
+        elif action == "accept":
+            task_accept(task=task, user=request.user)
+            messages.success(request, "Accepted.")
+        else:
+            raise Http404(f"no task action {action!r}")
+    except ApiError as error:
+        if isinstance(error, Forbidden):
+            raise
+        messages.error(request, error.message)
+    return redirect("campaign-detail", campaign.id)

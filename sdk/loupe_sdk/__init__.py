@@ -3,6 +3,7 @@
 # Defined before the imports below, which read it for the User-Agent.
 __version__ = "0.2.0"
 
+from loupe_sdk.campaign import ReviewCampaign, ReviewTask  # noqa: E402
 from loupe_sdk.client import Client  # noqa: E402
 from loupe_sdk.dataset import Dataset, DatasetVersion  # noqa: E402
 from loupe_sdk.deployment import Deployment  # noqa: E402
@@ -14,6 +15,8 @@ from loupe_sdk.worker import Worker  # noqa: E402
 
 __all__ = [
     "Client",
+    "ReviewCampaign",
+    "ReviewTask",
     "Dataset",
     "DatasetVersion",
     "Deployment",

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
+from loupe_sdk.campaign import ReviewCampaign
 from loupe_sdk.dataset import DatasetVersion
 from loupe_sdk.exceptions import BadRequestError, InvalidQueryError, NotFoundError
 from loupe_sdk.http import Multipart, Transport
@@ -558,6 +559,45 @@ class Deployment:
 
     def toggle_continuous_deployment(self, active: bool) -> None:
         self._transport.platform("PUT", self._path + "/pipeline/cd", json={"active": bool(active)})
+
+
+    # Review campaigns
+
+    def create_campaign(
+        self,
+        description: Optional[str] = None,
+        instructions_file_path: Optional[Union[str, Path]] = None,
+        instructions_text: Optional[str] = None,
+        end_date: Any = None,
+        auto_add_new_assets: Optional[bool] = False,
+        auto_close_on_completion: Optional[bool] = False,
+    ) -> ReviewCampaign:
+        """Make a review campaign over the deployment's predicted assets (add them with `add_assets`)."""
+        fields = {
+            "description": description,
+            "instructions_text": instructions_text,
+            "end_date": end_date.isoformat() if hasattr(end_date, "isoformat") else end_date,
+            "auto_add_new_assets": bool(auto_add_new_assets),
+            "auto_close_on_completion": bool(auto_close_on_completion),
+        }
+        fields = {key: value for key, value in fields.items() if value is not None}
+        if instructions_file_path is None:
+            info = self._transport.platform("POST", self._path + "/campaigns", json=fields)
+        else:
+            path = Path(instructions_file_path)
+            form: Multipart = [(key, (None, _flag(value) if isinstance(value, bool) else str(value)))
+                               for key, value in fields.items()]
+            form.append(("instructions_file", (path.name, path.read_bytes())))
+            info = self._transport.platform("POST", self._path + "/campaigns", files=form)
+        return ReviewCampaign(self._transport, info)
+
+    def get_campaign(self) -> ReviewCampaign:
+        """The deployment's newest open campaign (else its newest one); NotFoundError when it has none."""
+        items = self._transport.platform("GET", self._path + "/campaigns")["items"]
+        if not items:
+            raise NotFoundError(f"deployment {self.name!r} has no review campaign")
+        chosen = next((item for item in items if item.get("status") == "OPEN"), items[0])
+        return ReviewCampaign(self._transport, self._transport.platform("GET", f"/api/campaigns/review/{chosen['id']}"))
 
 
 @contextmanager

@@ -62,10 +62,11 @@ class Transport:
         *,
         params: Optional[Mapping[str, Any]] = None,
         json: Any = None,
+        files: Optional[Multipart] = None,
     ) -> Any:
-        """Call the platform API of this server with the API token."""
+        """Call the platform API of this server with the API token (a JSON body, or a multipart one in `files`)."""
         headers = {"Authorization": f"Bearer {self._api_token}"}
-        return self.send(method, self.host + path, headers=headers, params=params, json=json)
+        return self.send(method, self.host + path, headers=headers, params=params, json=json, files=files)
 
     def download(self, path: str, *, params: Optional[Mapping[str, Any]] = None) -> bytes:
         """GET a file from the platform API (an export, say); errors are the API's JSON ones, raised typed."""

@@ -11,7 +11,7 @@ from dashboard.models import AssetStatus, PredictedAsset
 from dashboard.services.datasets import dataset_create, dataset_version_create
 from pipelines.services.feedback_loop import feedback_loop_setup
 from monitoring.services.ingest import prediction_ingest
-from reviews.services import review_submit
+from reviews.services.review import review_submit
 from tests.browser.test_queue import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

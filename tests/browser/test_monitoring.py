@@ -11,7 +11,7 @@ from monitoring.models import QualityReport
 from monitoring.services.ingest import prediction_ingest
 from monitoring.services.quality import quality_report_compute
 from monitoring.services.stats import stats_refresh
-from reviews.services import review_submit
+from reviews.services.review import review_submit
 from tests.browser.test_queue import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

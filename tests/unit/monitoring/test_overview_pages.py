@@ -8,7 +8,7 @@ from django.utils import timezone
 from monitoring.services.ingest import prediction_ingest
 from monitoring.services.stats import stats_refresh
 from monitoring.views.overview import CHART_TITLES
-from reviews.services import review_submit
+from reviews.services.review import review_submit
 from tests.fixtures import PASSWORD
 
 DET = "OBJECT_DETECTION"

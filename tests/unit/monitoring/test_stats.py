@@ -19,7 +19,7 @@ from monitoring.services.stats import (
 )
 from monitoring.tasks import predicted_asset_process
 from pipelines.services.feedback_loop import feedback_loop_setup, feedback_loop_submit
-from reviews.services import bulk_accept, review_submit
+from reviews.services.review import bulk_accept, review_submit
 
 DET = "OBJECT_DETECTION"
 

@@ -10,7 +10,7 @@ from monitoring.services.drift import drift_reference_set, drift_report
 from monitoring.services.ingest import prediction_ingest
 from monitoring.services.stats import stats_refresh
 from monitoring.stats_api import SERVICE_METRICS
-from reviews.services import review_submit
+from reviews.services.review import review_submit
 
 DET, CLS = "OBJECT_DETECTION", "CLASSIFICATION"
 

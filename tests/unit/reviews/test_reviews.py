@@ -7,7 +7,7 @@ from dashboard.errors import Conflict, ValidationFailed
 from dashboard.models import AssetStatus, PredictedAsset
 from monitoring.services.ingest import prediction_ingest
 from reviews.models import Review, ReviewKind
-from reviews.services import bulk_accept, review_submit
+from reviews.services.review import bulk_accept, review_submit
 from tests.fixtures import PASSWORD
 
 DET, CLS = "OBJECT_DETECTION", "CLASSIFICATION"

@@ -10,6 +10,7 @@ from dashboard.shapes import shapes_validate
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from dashboard.models import AssetStatus, AssetTerm, Deployment, InferenceType, PredictedAsset
 from reviews.models import Review, ReviewKind
+from reviews.services.campaigns import tasks_done_by_review
 
 
 def _conflict(asset_id) -> Conflict:
@@ -64,6 +65,7 @@ def review_submit(
         Review.objects.create(asset_id=asset.pk, reviewer=reviewer, kind=kind, shapes=Subquery(stored),
                               based_on_version=expected_version)
         reviewed_terms_set(asset_id=asset.pk, deployment_id=asset.deployment_id, shapes=clean)
+        tasks_done_by_review(asset_ids=[asset.pk], user=reviewer)
         stats_mark_stale(deployment_id=asset.deployment_id, asset_ids=[asset.pk])
         stats_refresh_soon(deployment_id=asset.deployment_id)
     # The UPDATE matched `expected_version`, so what the row now holds is known without reading it back.
@@ -111,6 +113,7 @@ def bulk_accept(*, deployment: Deployment, assets: QuerySet[PredictedAsset], rev
                 reviewed_terms_set(asset_id=asset.pk, deployment_id=deployment.pk, shapes=shapes)
                 accepted.append(asset.pk)
     if accepted:
+        tasks_done_by_review(asset_ids=accepted, user=reviewer)
         stats_mark_stale(deployment_id=deployment.pk, asset_ids=accepted)
         stats_refresh_soon(deployment_id=deployment.pk)
     return len(accepted)
