@@ -95,8 +95,14 @@ class ReviewTask(models.Model):
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["campaign", "asset"], name="review_task_once")]
         indexes = [
-            models.Index(fields=["campaign", "status", "position"], name="review_task_by_status"),
             models.Index(fields=["campaign", "assignee", "status", "position"], name="review_task_by_assignee"),
+            # The pool: what no one holds, in the campaign's order; and the leases, to find those that ran out.
+            models.Index(fields=["campaign", "position"], name="review_task_pool",
+                         condition=models.Q(assignee__isnull=True, status="TO_DO")),
+            models.Index(fields=["campaign", "lease_until"], name="review_task_leases",
+                         condition=models.Q(lease_until__isnull=False)),
+            models.Index(fields=["campaign", "done_at"], name="review_task_done",
+                         condition=models.Q(done_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

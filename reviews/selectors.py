@@ -5,6 +5,7 @@ import math
 
 import markdown
 import nh3
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -79,21 +80,24 @@ def campaign_progress(*, campaign: ReviewCampaign, today: dt.date | None = None)
     finish at that pace, and whether it is overdue."""
     today = today or timezone.now().date()
     counts = {status: 0 for status in TaskStatus.values}
-    counts.update({row["status"]: row["n"] for row in campaign.tasks.values("status").annotate(n=Count("id")).order_by()})
+    people: dict = {}
+    # One pass over the campaign's tasks, grouped by who holds them and how far they are.
+    holders: dict = {}
+    for row in campaign.tasks.values("assignee_id", "status").annotate(n=Count("id")).order_by():
+        counts[row["status"]] += row["n"]
+        holders.setdefault(row["assignee_id"], {status: 0 for status in TaskStatus.values})[row["status"]] += row["n"]
+    names = dict(get_user_model().objects.filter(pk__in=[k for k in holders if k]).values_list("pk", "username"))
+    for holder, figures in holders.items():
+        people[names.get(holder, "") if holder else ""] = figures
     total = sum(counts.values())
     remaining = counts[TaskStatus.TO_DO] + counts[TaskStatus.TO_REWORK]
-    week_ago = timezone.now() - dt.timedelta(days=7)
-    recent = campaign.tasks.filter(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED], done_at__gte=week_ago).count()
-    pace = recent / 7
-    finish = today + dt.timedelta(days=math.ceil(remaining / pace)) if pace and remaining else (today if not remaining else None)
-    people = {}
-    for row in campaign.tasks.values("assignee__username", "status").annotate(n=Count("id")).order_by():
-        person = people.setdefault(row["assignee__username"] or "", {status: 0 for status in TaskStatus.values})
-        person[row["status"]] += row["n"]
     per_day = {}
     for row in (campaign.tasks.filter(done_at__isnull=False).annotate(day=TruncDate("done_at")).values("day")
                 .annotate(n=Count("id")).order_by("day")):
         per_day[row["day"].isoformat()] = row["n"]
+    week_ago = (today - dt.timedelta(days=7)).isoformat()
+    pace = sum(n for day, n in per_day.items() if day > week_ago) / 7
+    finish = today + dt.timedelta(days=math.ceil(remaining / pace)) if pace and remaining else (today if not remaining else None)
     return {
         "counts": counts, "total": total, "remaining": remaining,
         "done_share": (counts[TaskStatus.DONE] + counts[TaskStatus.SKIPPED]) / total if total else 0.0,

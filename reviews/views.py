@@ -275,6 +275,9 @@ def _is_uuid(value: str) -> bool:
 # Review campaigns
 
 
+TASKS_PER_PAGE = 100
+
+
 def _campaign_page(request, campaign_id, role=Role.LABELER):
     campaign = campaign_for_member(user=request.user, campaign_id=campaign_id, role=role)
     membership = membership_require(user=request.user, organization_id=campaign.deployment.organization_id,
@@ -344,9 +347,15 @@ def campaign_detail(request, campaign_id):
         return redirect("campaign-detail", campaign.id)
     progress = campaign_progress(campaign=campaign)
     status = request.GET.get("status") if request.GET.get("status") in TaskStatus.values else None
-    tasks = campaign_tasks(campaign=campaign, status=status, assignee=None if is_lead else request.user)[:500]
+    try:
+        page = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        page = 1
+    tasks = list(campaign_tasks(campaign=campaign, status=status, assignee=None if is_lead else request.user)
+                 [(page - 1) * TASKS_PER_PAGE:page * TASKS_PER_PAGE + 1])
     context = {"campaign": campaign, "deployment": campaign.deployment, "is_lead": is_lead, "progress": progress,
-               "tasks": tasks, "status": status, "statuses": TaskStatus.choices,
+               "tasks": tasks[:TASKS_PER_PAGE], "page": page, "more": len(tasks) > TASKS_PER_PAGE,
+               "status": status, "statuses": TaskStatus.choices,
                "instructions": instructions_html(campaign),
                "labelers": labelers_of(deployment=campaign.deployment) if is_lead else [],
                "chart": {"days": list(progress["done_per_day"]), "done": list(progress["done_per_day"].values())},
