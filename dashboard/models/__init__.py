@@ -1,6 +1,8 @@
 """The core's data: organizations, deployments and models, the datalake, predictions and datasets."""
 from dashboard.models.organizations import ApiToken, Membership, Organization, Role
-from dashboard.models.deployments import Deployment, InferenceType, Label, Model, ModelVersion
+from dashboard.models.deployments import (
+    Deployment, InferenceType, Label, Model, ModelRuntime, ModelSource, ModelVersion,
+)
 from dashboard.models.datalake import Data
 from dashboard.models.predictions import AssetStatus, AssetTerm, PredictedAsset, Prediction
 from dashboard.models.datasets import (
@@ -24,6 +26,8 @@ __all__ = [
     "Label",
     "Membership",
     "Model",
+    "ModelRuntime",
+    "ModelSource",
     "ModelVersion",
     "Organization",
     "PredictedAsset",

@@ -2,6 +2,7 @@
 import uuid
 from functools import cached_property
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -31,17 +32,45 @@ class Model(models.Model):
         return self.name
 
 
+class ModelRuntime(models.TextChoices):
+    """What runs a version on Loupe's serving workers; blank: it runs elsewhere and Loupe only monitors it."""
+
+    ONNX = "onnx", "ONNX (onnxruntime)"
+    OPENCV = "opencv", "OpenCV / classical"
+    HTTP = "http", "HTTP endpoint"
+
+
+class ModelSource(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    REGISTERED = "registered", "Registered"
+    EXPERIMENT = "experiment", "Produced by an experiment"
+
+
 class ModelVersion(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     name = models.CharField(max_length=100)
-    runtime = models.CharField(max_length=100, blank=True, help_text="What runs this version, e.g. opencv-haar.")
+    description = models.TextField(blank=True)
+    runtime = models.CharField(max_length=100, blank=True, choices=ModelRuntime.choices)
+    # The runtime's file (an .onnx model), content-addressed: models/<sha[:2]>/<sha256>.<ext>.
+    artifact = models.FileField(max_length=200, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_size = models.PositiveBigIntegerField(default=0)
+    endpoint = models.URLField(max_length=500, blank=True, help_text="Where an http version answers.")
+    # How the runtime feeds the model and reads its outputs (serving.contracts), stored clean, defaults filled in.
+    contract = models.JSONField(default=dict, blank=True)
     # {"1": "car", "2": "person"}: class id (as JSON key) to name.
     labels = models.JSONField(default=dict, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16, choices=ModelSource.choices, default=ModelSource.REGISTERED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Part of the key under which serving workers keep the version open: a change reloads it.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["model__name", "version"]
