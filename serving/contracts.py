@@ -37,6 +37,10 @@ every default filled in; ``contract_check_session`` then holds it against a load
       "http": {...},                     # http runtime only, see HTTP_DEFAULTS
     }
 
+An opencv version (a classical model of serving.runtimes.classical) has a contract of its own: which model and its
+settings, ``{"task", "model": "haar_faces" | "contours" | "colour_hog_classifier", "settings": {...}}``, defaults
+in OPENCV_MODELS.
+
 Coordinates in outputs are in the model's input frame (after resize / letterbox); the runtime maps them back to the
 image's own pixels. Over http ("answer": "keys") the model's input frame is the image itself.
 """
@@ -58,7 +62,7 @@ TASK_ROLES = {
     "SEGMENTATION": ("masks", "polygons", "scores", "classes", "count"),
     "CLASSIFICATION": ("probabilities",),
 }
-RUNTIMES = ("onnx", "http")
+RUNTIMES = ("onnx", "http", "opencv")
 
 INPUT_DEFAULTS = {
     "name": None,
@@ -243,6 +247,8 @@ def contract_validate(contract: dict, *, inference_type: str, runtime: str = "on
         contract = {}
     if not isinstance(contract, dict):
         raise ValidationFailed.from_errors([FieldError("contract", "must be an object")])
+    if runtime == "opencv":
+        return _validate_opencv(contract, inference_type)
     # An http endpoint prepares its own input from the image and answers for that one image: no input, no batch.
     known = list(CONTRACT_DEFAULTS) if runtime == "onnx" else [key for key in CONTRACT_DEFAULTS if key not in ("input", "batch")] + ["http"]
     _check_keys(contract, known, "contract", errors)
@@ -398,3 +404,67 @@ def _check_label_ids(node, contract: dict, batch: int, labels: dict, errors: lis
     if missing:
         shown = ", ".join(str(label) for label in missing[:5]) + (", ..." if len(missing) > 5 else "")
         errors.append(FieldError("contract.class_offset", f"the model's {shape[-1]} classes + offset {offset} give label ids {offset}..{shape[-1] - 1 + offset}, but the label map lacks {shown}"))
+
+
+# --- opencv: which classical model, with which settings ----------------------------------------
+
+# model -> (the task it does, its settings with their defaults). None: required, no default.
+OPENCV_MODELS = {
+    "haar_faces": ("OBJECT_DETECTION", {
+        "face_cascade": "haarcascade_frontalface_default.xml", "eye_cascade": "haarcascade_eye.xml",
+        "scale_factor": 1.2, "min_neighbors": 4, "min_size": 24, "center": 2.5, "spread": 1.5,
+        "eye_center": 1.5, "eye_spread": 0.7, "work_side": 320,
+    }),
+    "contours": ("SEGMENTATION", {"method": "otsu", "work_side": 400}),
+    # Colour-HOG features (serving.runtimes.classical.colour_hog_features) into the version's ONNX classifier,
+    # whose probabilities' columns are the label ids in `classes`.
+    "colour_hog_classifier": ("CLASSIFICATION", {"classes": None}),
+}
+
+
+def _whole(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _validate_opencv(contract: dict, inference_type: str) -> dict:
+    errors: list[FieldError] = []
+    _check_keys(contract, ["task", "model", "settings"], "contract", errors)
+    model = contract.get("model")
+    if model not in OPENCV_MODELS:
+        raise ValidationFailed.from_errors(
+            errors + [FieldError("contract.model", f"must be one of {', '.join(OPENCV_MODELS)}, not {model!r}")]
+        )
+    task, defaults = OPENCV_MODELS[model]
+    if (contract.get("task") or task) != task:
+        errors.append(FieldError("contract.task", f"the {model} model does {task}, not {contract.get('task')}"))
+    if task != inference_type:
+        errors.append(FieldError("contract.model", f"the {model} model does {task}, but the deployment is {inference_type}"))
+    settings = _section(contract, "settings", defaults, "contract", errors)
+    prefix = "contract.settings"
+    for key, value in settings.items():
+        if value is None:
+            errors.append(FieldError(f"{prefix}.{key}", "is required"))
+        elif key.endswith("_cascade") and not (isinstance(value, str) and value.endswith(".xml") and "/" not in value and "\\" not in value):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be the file name of one of OpenCV's Haar cascades, not {value!r}"))
+        elif key == "method" and value not in ("otsu", "adaptive"):
+            errors.append(FieldError(f"{prefix}.method", f"must be otsu or adaptive, not {value!r}"))
+        elif key == "scale_factor" and not (_is_number(value) and 1 < value <= 3):
+            errors.append(FieldError(f"{prefix}.scale_factor", f"must be a number in (1, 3], not {value!r}"))
+        elif key in ("center", "eye_center") and not _is_number(value):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be a number, not {value!r}"))
+        elif key in ("spread", "eye_spread") and not (_is_number(value) and value > 0):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be a positive number, not {value!r}"))
+        elif key == "min_neighbors" and not _whole(value, 0, 100):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be a whole number in 0..100, not {value!r}"))
+        elif key == "min_size" and not _whole(value, 1, 10_000):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be a whole number of pixels >= 1, not {value!r}"))
+        elif key == "work_side" and not _whole(value, 32, 8192):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be a whole number of pixels in 32..8192, not {value!r}"))
+        elif key == "classes" and not (
+            isinstance(value, list) and value and all(_whole(item, -(2**31), 2**31 - 1) for item in value)
+            and len(set(value)) == len(value)
+        ):
+            errors.append(FieldError(f"{prefix}.classes", "must list the distinct label ids of the classifier's probability columns, in order"))
+    if errors:
+        raise ValidationFailed.from_errors(errors)
+    return {"task": task, "model": model, "settings": settings}

@@ -2,7 +2,7 @@
 import importlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from PIL import Image
 
@@ -10,10 +10,10 @@ from PIL import Image
 #     runtime_open(*, artifact: bytes | None, endpoint: str | None, contract: dict, labels: dict[int, str],
 #                  **options) -> Runtime
 # Modules are imported on first use, so a worker that serves only http models never loads onnxruntime.
-# The classical OpenCV models join as "opencv": "serving.runtimes.opencv".
 RUNTIME_KINDS: dict[str, str] = {
     "onnx": "serving.runtimes.onnx",
     "http": "serving.runtimes.http",
+    "opencv": "serving.runtimes.opencv",
 }
 # Model versions kept open per process; a worker serves a deployment's champion and shadow, a few at most.
 RUNTIME_CACHE_SIZE = 8
@@ -51,7 +51,7 @@ class Runtime:
 def runtime_load(
     kind: str,
     *,
-    artifact: bytes | None,
+    artifact: bytes | Callable[[], bytes | None] | None,
     endpoint: str | None,
     contract: dict,
     labels: dict[int, str],
@@ -61,9 +61,10 @@ def runtime_load(
     """Open a model version of runtime ``kind``, or reuse the one this process opened under ``cache_key``.
 
     ``contract`` is a clean one (``contract_validate``). Pass the model version's id, with anything that changes
-    what runs (e.g. its updated-at), as ``cache_key``; None opens a fresh runtime every time. ``options`` go to
-    the kind's ``runtime_open`` (e.g. ``{"intra_op_threads": 2}`` for onnx). Invalid artifacts or contracts raise
-    ValidationFailed.
+    what runs (e.g. its updated-at), as ``cache_key``; None opens a fresh runtime every time. ``artifact`` may be a
+    function giving the bytes, called only when the runtime must be opened (a cached one needs no read of storage).
+    ``options`` go to the kind's ``runtime_open`` (e.g. ``{"intra_op_threads": 2}`` for onnx). Invalid artifacts or
+    contracts raise ValidationFailed.
     """
     if cache_key is not None:
         with _cache_lock:
@@ -73,6 +74,8 @@ def runtime_load(
     if kind not in RUNTIME_KINDS:
         raise ValueError(f"unknown runtime kind {kind!r} (known: {', '.join(RUNTIME_KINDS)})")
     module = importlib.import_module(RUNTIME_KINDS[kind])
+    if callable(artifact):
+        artifact = artifact()
     # Opened outside the lock: loading a large model must not hold up predictions of the versions already open.
     runtime = module.runtime_open(artifact=artifact, endpoint=endpoint, contract=contract, labels=labels, **(options or {}))
     if cache_key is not None:

@@ -1,4 +1,6 @@
-"""Decoding a model's raw outputs, by the roles its contract names, into Loupe shapes in the image's own pixels."""
+"""Decoding a model's raw outputs, by the roles its contract names (or in Loupe's wire format), into Loupe shapes in
+the image's own pixels."""
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -221,3 +223,68 @@ def shapes_from_outputs(outputs: dict, *, contract: dict, frame: Frame) -> list[
     if task == "OBJECT_DETECTION":
         return _rectangles(outputs, contract, frame)
     return _polygons(outputs, contract, frame)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _list(payload: dict, key: str, required: bool) -> list:
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise OutputsUnreadable(f"the answer has no {key!r} (it has: {', '.join(payload) or 'nothing'})")
+        return []
+    if not isinstance(value, list):
+        raise OutputsUnreadable(f"{key} must be a list, not {type(value).__name__}")
+    return value
+
+
+def polygon_points(polygon, where: str) -> np.ndarray:
+    """A polygon as [[x, y], ...] or flattened [x1, y1, x2, y2, ...], as an array of points."""
+    if isinstance(polygon, list) and polygon and all(_is_number(value) for value in polygon) and len(polygon) % 2 == 0:
+        return np.array(polygon, dtype=np.float64).reshape(-1, 2)
+    if isinstance(polygon, list) and all(isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point) for point in polygon):
+        return np.array(polygon, dtype=np.float64).reshape(-1, 2)
+    raise OutputsUnreadable(f"{where} must be a polygon: [[x, y], ...] or [x1, y1, x2, y2, ...]")
+
+
+def shapes_from_wire(payload: dict, *, task: str, frame: Frame) -> list[dict]:
+    """Loupe shapes from Loupe's own raw_predictions wire format (an http model's answer, a classical model's output)."""
+    payload = payload.get("raw_predictions", payload) if isinstance(payload, dict) else payload
+    if not isinstance(payload, dict):
+        raise OutputsUnreadable("the answer must be a JSON object of raw_predictions lists")
+    classes = _list(payload, "detection_classes", True)
+    scores = _list(payload, "detection_scores", True)
+    geometry_key = {"OBJECT_DETECTION": "detection_boxes", "SEGMENTATION": "detection_masks"}.get(task)
+    geometry = _list(payload, geometry_key, True) if geometry_key else classes
+    if not len(classes) == len(scores) == len(geometry):
+        raise OutputsUnreadable(f"incoherent lists: {len(classes)} classes, {len(scores)} scores" + (f", {len(geometry)} {geometry_key}" if geometry_key else ""))
+    if not all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
+        raise OutputsUnreadable("detection_classes must be whole numbers (Loupe label ids)")
+    if not all(_is_number(score) for score in scores):
+        raise OutputsUnreadable("detection_scores must be numbers")
+    checked = checked_scores(np.array(scores, dtype=np.float64))
+    shapes = []
+    for index, (label, score) in enumerate(zip(classes, checked)):
+        shape = {"label_id": label, "score": float(score)}
+        if task == "CLASSIFICATION":
+            shapes.append({"type": "classification", **shape})
+        elif task == "OBJECT_DETECTION":
+            box = geometry[index]
+            if not (isinstance(box, list) and len(box) == 4 and all(_is_number(value) for value in box)):
+                raise OutputsUnreadable(f"detection_boxes[{index}] must be [top, left, bottom, right] in pixels")
+            top, left, bottom, right = box
+            if bottom < top or right < left:
+                raise OutputsUnreadable(f"detection_boxes[{index}] {box} is not [top, left, bottom, right]: it ends before it starts")
+            (x1, y1), (x2, y2) = frame.points_to_image(np.array([[left, top], [right, bottom]]), normalized=False)
+            if x2 - x1 <= 0 or y2 - y1 <= 0:
+                continue  # nothing of it inside the image, as with a box in an ONNX model's letterbox padding
+            shapes.append({"type": "rectangle", **shape, "x": float(x1), "y": float(y1), "w": float(x2 - x1), "h": float(y2 - y1)})
+        else:
+            points = polygon_points(geometry[index], f"detection_masks[{index}]")
+            if len(points) < 3:
+                raise OutputsUnreadable(f"detection_masks[{index}] has {len(points)} points, a polygon needs 3")
+            mapped = frame.points_to_image(points, normalized=False)
+            shapes.append({"type": "polygon", **shape, "points": [[float(x), float(y)] for x, y in mapped]})
+    return shapes

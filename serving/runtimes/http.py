@@ -1,6 +1,5 @@
 """The http runtime: a model the user serves at their own endpoint, sent each image and read back as its contract says."""
 import io
-import math
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -15,8 +14,9 @@ from serving.runtimes import Runtime, RuntimeFailed
 from serving.runtimes.decoding import (
     Frame,
     OutputsUnreadable,
-    checked_scores,
+    polygon_points,
     shapes_from_outputs,
+    shapes_from_wire,
 )
 
 # Retried: the endpoint restarting or overloaded. Not retried: 501 and the 4xx, which a second try won't change.
@@ -54,71 +54,6 @@ def _encoded(image: Image.Image, image_format: str) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/jpeg"
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _list(payload: dict, key: str, required: bool) -> list:
-    value = payload.get(key)
-    if value is None:
-        if required:
-            raise OutputsUnreadable(f"the answer has no {key!r} (it has: {', '.join(payload) or 'nothing'})")
-        return []
-    if not isinstance(value, list):
-        raise OutputsUnreadable(f"{key} must be a list, not {type(value).__name__}")
-    return value
-
-
-def _points(polygon, where: str) -> np.ndarray:
-    """A polygon as [[x, y], ...] or flattened [x1, y1, x2, y2, ...], as an array of points."""
-    if isinstance(polygon, list) and polygon and all(_is_number(value) for value in polygon) and len(polygon) % 2 == 0:
-        return np.array(polygon, dtype=np.float64).reshape(-1, 2)
-    if isinstance(polygon, list) and all(isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point) for point in polygon):
-        return np.array(polygon, dtype=np.float64).reshape(-1, 2)
-    raise OutputsUnreadable(f"{where} must be a polygon: [[x, y], ...] or [x1, y1, x2, y2, ...]")
-
-
-def shapes_from_wire(payload: dict, *, task: str, frame: Frame) -> list[dict]:
-    """Loupe shapes from an answer in Loupe's own raw_predictions wire format (pixels of the image)."""
-    payload = payload.get("raw_predictions", payload) if isinstance(payload, dict) else payload
-    if not isinstance(payload, dict):
-        raise OutputsUnreadable("the answer must be a JSON object of raw_predictions lists")
-    classes = _list(payload, "detection_classes", True)
-    scores = _list(payload, "detection_scores", True)
-    geometry_key = {"OBJECT_DETECTION": "detection_boxes", "SEGMENTATION": "detection_masks"}.get(task)
-    geometry = _list(payload, geometry_key, True) if geometry_key else classes
-    if not len(classes) == len(scores) == len(geometry):
-        raise OutputsUnreadable(f"incoherent lists: {len(classes)} classes, {len(scores)} scores" + (f", {len(geometry)} {geometry_key}" if geometry_key else ""))
-    if not all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
-        raise OutputsUnreadable("detection_classes must be whole numbers (Loupe label ids)")
-    if not all(_is_number(score) for score in scores):
-        raise OutputsUnreadable("detection_scores must be numbers")
-    checked = checked_scores(np.array(scores, dtype=np.float64))
-    shapes = []
-    for index, (label, score) in enumerate(zip(classes, checked)):
-        shape = {"label_id": label, "score": float(score)}
-        if task == "CLASSIFICATION":
-            shapes.append({"type": "classification", **shape})
-        elif task == "OBJECT_DETECTION":
-            box = geometry[index]
-            if not (isinstance(box, list) and len(box) == 4 and all(_is_number(value) for value in box)):
-                raise OutputsUnreadable(f"detection_boxes[{index}] must be [top, left, bottom, right] in pixels")
-            top, left, bottom, right = box
-            if bottom < top or right < left:
-                raise OutputsUnreadable(f"detection_boxes[{index}] {box} is not [top, left, bottom, right]: it ends before it starts")
-            (x1, y1), (x2, y2) = frame.points_to_image(np.array([[left, top], [right, bottom]]), normalized=False)
-            if x2 - x1 <= 0 or y2 - y1 <= 0:
-                continue  # nothing of it inside the image, as with a box in an ONNX model's letterbox padding
-            shapes.append({"type": "rectangle", **shape, "x": float(x1), "y": float(y1), "w": float(x2 - x1), "h": float(y2 - y1)})
-        else:
-            points = _points(geometry[index], f"detection_masks[{index}]")
-            if len(points) < 3:
-                raise OutputsUnreadable(f"detection_masks[{index}] has {len(points)} points, a polygon needs 3")
-            mapped = frame.points_to_image(points, normalized=False)
-            shapes.append({"type": "polygon", **shape, "points": [[float(x), float(y)] for x, y in mapped]})
-    return shapes
-
-
 def _keyed(payload, path: str):
     value = payload
     for part in path.split("."):
@@ -133,7 +68,7 @@ def _polygon_array(polygons) -> np.ndarray:
     """Ragged polygons as one [N, P, 2] array, NaN-padded as the decoder expects."""
     if not isinstance(polygons, list):
         raise OutputsUnreadable("polygons must be a list of polygons")
-    instances = [_points(polygon, f"polygons[{index}]") for index, polygon in enumerate(polygons)]
+    instances = [polygon_points(polygon, f"polygons[{index}]") for index, polygon in enumerate(polygons)]
     longest = max((len(points) for points in instances), default=0)
     padded = np.full((len(instances), longest, 2), np.nan)
     for index, points in enumerate(instances):

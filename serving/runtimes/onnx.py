@@ -10,7 +10,7 @@ from serving.runtimes import Runtime, RuntimeFailed
 from serving.runtimes.decoding import Frame, OutputsUnreadable, shapes_from_outputs
 
 
-def _session(artifact: bytes, intra_op_threads: int) -> onnxruntime.InferenceSession:
+def _session(artifact: bytes, intra_op_threads: int, providers: list[str] | None) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     # One thread per session by default: a serving worker runs one prediction per process and scales by processes.
     options.intra_op_num_threads = intra_op_threads
@@ -18,7 +18,8 @@ def _session(artifact: bytes, intra_op_threads: int) -> onnxruntime.InferenceSes
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers would flood worker logs
     try:
-        return onnxruntime.InferenceSession(artifact, sess_options=options, providers=["CPUExecutionProvider"])
+        # A GPU host lists CUDAExecutionProvider first (with the onnxruntime-gpu package); CPU stays the fallback.
+        return onnxruntime.InferenceSession(artifact, sess_options=options, providers=providers or ["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's pybind errors (InvalidProtobuf, Fail, InvalidGraph...) share no base
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValidationFailed.from_errors([FieldError("file", f"not an ONNX model onnxruntime can load: {reason}")]) from error
@@ -42,7 +43,8 @@ def _pixel_transform(section: dict) -> np.ndarray:
 class OnnxRuntime(Runtime):
     kind = "onnx"
 
-    def __init__(self, artifact: bytes, *, contract: dict, labels: dict[int, str], intra_op_threads: int = 1):
+    def __init__(self, artifact: bytes, *, contract: dict, labels: dict[int, str], intra_op_threads: int = 1,
+                 providers: list[str] | None = None):
         if not isinstance(intra_op_threads, int) or intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be a whole number >= 1, not {intra_op_threads!r}")
         if not isinstance(artifact, (bytes, bytearray)) or not artifact:
@@ -50,7 +52,7 @@ class OnnxRuntime(Runtime):
         if not contract.get("task"):
             raise ValidationFailed.from_errors([FieldError("contract.task", "required: pass the contract through contract_validate first")])
         contract = contract_validate(contract, inference_type=contract["task"], runtime="onnx")
-        self.session = _session(bytes(artifact), intra_op_threads)
+        self.session = _session(bytes(artifact), intra_op_threads, providers)
         self.labels = dict(labels)
         self.contract = contract_check_session((self.session.get_inputs(), self.session.get_outputs()), contract, labels=self.labels)
         section = self.contract["input"]
@@ -115,6 +117,10 @@ class OnnxRuntime(Runtime):
             raise RuntimeFailed(str(error), kind=self.kind) from error
 
 
-def runtime_open(*, artifact: bytes | None, endpoint: str | None, contract: dict, labels: dict[int, str], intra_op_threads: int = 1) -> OnnxRuntime:
-    """An OnnxRuntime for ``artifact``; ValidationFailed on field ``file`` or ``contract.*`` when it cannot run."""
-    return OnnxRuntime(artifact, contract=contract, labels=labels, intra_op_threads=intra_op_threads)
+def runtime_open(*, artifact: bytes | None, endpoint: str | None, contract: dict, labels: dict[int, str],
+                 intra_op_threads: int = 1, providers: list[str] | None = None) -> OnnxRuntime:
+    """An OnnxRuntime for ``artifact``; ValidationFailed on field ``file`` or ``contract.*`` when it cannot run.
+
+    ``providers`` are onnxruntime's execution providers in order of preference (default: the CPU).
+    """
+    return OnnxRuntime(artifact, contract=contract, labels=labels, intra_op_threads=intra_op_threads, providers=providers)
