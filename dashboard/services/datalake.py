@@ -59,11 +59,16 @@ def data_get_or_create(
         return data, True
     except IntegrityError:
         existing = Data.objects.get(organization_id=organization_id, sha256=stored.sha256)
-    new_tags = [tag for tag in tags if tag not in existing.tags]
+    return data_tags_add(data=existing, tags=tags), False
+
+
+def data_tags_add(*, data: Data, tags: list[str]) -> Data:
+    """Add the tags the data lacks (a frame of known data brings its own tags to it)."""
+    new_tags = [tag for tag in tags if tag not in data.tags]
     if new_tags:
-        existing.tags = existing.tags + new_tags
-        existing.save(update_fields=["tags"])
-    return existing, False
+        data.tags = data.tags + new_tags
+        data.save(update_fields=["tags"])
+    return data
 
 
 def data_open(data: Data, content: bytes | None = None) -> BinaryIO:

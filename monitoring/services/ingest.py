@@ -5,17 +5,19 @@ import datetime as dt
 import json
 import math
 import os
+import uuid
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dashboard.errors import Conflict, FieldError, ValidationFailed
+from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields, is_finite_number
 from dashboard.shapes import parse_raw_predictions
-from dashboard.models import AssetTerm, Deployment, PredictedAsset, Prediction
-from dashboard.services.datalake import data_get_or_create, image_store
-from dashboard.services.images import CONTENT_TYPE_ALIASES, image_inspect
+from dashboard.models import AssetStatus, AssetTerm, Data, Deployment, PredictedAsset, Prediction
+from dashboard.services.datalake import data_get_or_create, data_tags_add, image_store
+from dashboard.services.images import CONTENT_TYPE_ALIASES, ImageFacts, image_inspect
+from monitoring.models import AssetFeatures
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from monitoring.tasks import predicted_asset_process
 
@@ -43,7 +45,11 @@ class IngestResult:
         }
 
 
-def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str | None = None) -> IngestResult:
+def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str | None = None,
+                      content: bytes | None = None) -> IngestResult:
+    """`content`: the image's bytes when the caller holds them already (the serving API), in place of the payload's
+    base64 `image`. A payload naming `data_id` instead of an image is a frame of the organization's datalake: it
+    replaces the deployment's prediction of that data (see _asset_replace) rather than adding a frame."""
     if idempotency_key:
         # Checked before any work, so that a retried request writes no file either.
         _refuse_repeat(deployment.predicted_assets.filter(idempotency_key=idempotency_key), "Idempotency-Key")
@@ -53,8 +59,11 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     fields = Fields()
     errors = fields.errors
     warnings: list[str] = []
-    filename = fields.text(_basename(payload.get("filename")), "filename", max_length=MAX_TEXT, required=True)
-    content_type = _content_type(payload, errors)
+    by_data = payload.get("data_id") is not None
+    known = _known_data(deployment, payload, errors) if by_data else None
+    filename = fields.text(_basename(payload.get("filename")), "filename", max_length=MAX_TEXT,
+                           required=not by_data) or (known.filename if known else "")
+    content_type = known.content_type if known else "" if by_data else _content_type(payload, errors)
     width = fields.integer(payload.get("width"), "width", low=1, high=MAX_SIDE, required=True, default=0)
     height = fields.integer(payload.get("height"), "height", low=1, high=MAX_SIDE, required=True, default=0)
     latency = fields.number(payload.get("latency"), "latency", low=0, required=True, default=0.0, unit="seconds")
@@ -62,7 +71,8 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     tags = fields.tags(payload.get("tags"), "tags", max_count=MAX_TAGS) or []
     metadata = _metadata(payload, errors)
     timestamp = _timestamp(payload, errors)
-    content = _image_bytes(payload, errors)
+    if not by_data and content is None:
+        content = _image_bytes(payload, errors)
     has_shadow = payload.get("shadow_raw_predictions") is not None
     shadow_latency = fields.number(payload.get("shadow_latency"), "shadow_latency", low=0, required=has_shadow,
                                    default=0.0, unit="seconds")
@@ -92,7 +102,10 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     if errors:
         raise ValidationFailed.from_errors(errors)
 
-    facts = image_inspect(content=content)
+    if known is None:
+        facts = image_inspect(content=content)
+    else:
+        facts = ImageFacts(known.content_type, known.width, known.height, "png" if known.content_type == "image/png" else "jpg")
     if facts.content_type != content_type:
         warnings.append(f"content_type says {content_type} but the image is {facts.content_type}; stored as {facts.content_type}")
     if (facts.width, facts.height) != (width, height):
@@ -100,26 +113,23 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
             f"the declared size {width}x{height} differs from the image's {facts.width}x{facts.height}; "
             "shapes stay in the declared coordinates"
         )
-    stored = image_store(content=content, facts=facts)
+    stored = image_store(content=content, facts=facts) if known is None else None
 
     try:
         with transaction.atomic():
-            data, created = data_get_or_create(
-                organization_id=deployment.organization_id, stored=stored, facts=facts,
-                filename=filename, source=source, tags=tags, metadata=metadata,
+            if known is None:
+                data, created = data_get_or_create(
+                    organization_id=deployment.organization_id, stored=stored, facts=facts,
+                    filename=filename, source=source, tags=tags, metadata=metadata,
+                )
+            else:
+                data, created = data_tags_add(data=known, tags=tags), False
+            frame = dict(
+                timestamp=timestamp or timezone.now(), filename=filename, source=source, latency=latency,
+                width=width, height=height, idempotency_key=idempotency_key or None, **shape_summary(champion_shapes),
             )
-            asset = PredictedAsset.objects.create(
-                deployment=deployment,
-                data=data,
-                timestamp=timestamp or timezone.now(),
-                filename=filename,
-                source=source,
-                latency=latency,
-                width=width,
-                height=height,
-                idempotency_key=idempotency_key or None,
-                **shape_summary(champion_shapes),
-            )
+            replaced = _asset_replace(deployment, data, frame, warnings) if known is not None else None
+            asset = replaced or PredictedAsset.objects.create(deployment=deployment, data=data, **frame)
             predictions = [Prediction(asset=asset, model_version_id=deployment.champion_id, shapes=champion_shapes, latency=latency)]
             if shadow_shapes is not None:
                 predictions.append(
@@ -141,11 +151,56 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
         if timestamp is not None:
             _refuse_repeat(
                 deployment.predicted_assets.filter(data__organization_id=deployment.organization_id,
-                                                   data__sha256=stored.sha256, timestamp=timestamp),
+                                                   data__sha256=known.sha256 if known else stored.sha256,
+                                                   timestamp=timestamp),
                 "image and timestamp",
             )
         raise
     return IngestResult(asset=asset, warnings=warnings)
+
+
+def _known_data(deployment: Deployment, payload: dict, errors: list[FieldError]) -> Data | None:
+    """The Data a payload's `data_id` names, in the deployment's organization; it then carries no image of its own."""
+    fields = Fields()
+    data_id = fields.uuid(payload.get("data_id"), "data_id")
+    errors += fields.errors
+    for name in ("image", "cloud_image"):
+        if payload.get(name) is not None:
+            errors.append(FieldError(name, "give data_id or an image, not both"))
+    if data_id is None:
+        return None
+    data = Data.objects.filter(pk=data_id, organization_id=deployment.organization_id).first()
+    if data is None:
+        raise NotFound(f"data {data_id} is not in the organization's datalake", [FieldError("data_id", "not found")])
+    return data
+
+
+def _asset_replace(deployment: Deployment, data: Data, frame: dict, warnings: list[str]) -> PredictedAsset | None:
+    """A second prediction of the same data in a deployment replaces the first: the newest predicted asset of the
+    data (one not yet SUBMITTED to a dataset, whose review is final) keeps its id, takes the new frame's fields,
+    predictions and search terms under a new oracle_prediction_id, and goes back to TO_REVIEW with its review
+    cleared (the review history keeps the old one) and its version bumped. None when there is none to replace."""
+    asset = (
+        deployment.predicted_assets.select_for_update().filter(data=data)
+        .exclude(status=AssetStatus.SUBMITTED).order_by("-timestamp", "-id").first()
+    )
+    if asset is None:
+        return None
+    if frame["timestamp"] == asset.timestamp:
+        _refuse_repeat(deployment.predicted_assets.filter(pk=asset.pk), "image and timestamp")
+    Prediction.objects.filter(asset=asset).delete()
+    AssetTerm.objects.filter(asset=asset).delete()
+    AssetFeatures.objects.filter(asset=asset).delete()  # they hold the replaced prediction's shapes
+    warnings.append(f"data {data.id} had a prediction in this deployment: predicted asset {asset.id} now holds this "
+                    f"one (it was {asset.status}; its review is cleared)")
+    for name, value in frame.items():
+        setattr(asset, name, value)
+    asset.oracle_prediction_id = uuid.uuid4()
+    asset.status, asset.outlier_score = AssetStatus.TO_REVIEW, None
+    asset.reviewed_shapes = asset.reviewed_by = asset.reviewed_at = None
+    asset.version += 1
+    asset.save()
+    return asset
 
 
 def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
