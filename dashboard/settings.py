@@ -161,6 +161,17 @@ LOUPE_TRAINING_QUEUE = os.environ.get("LOUPE_TRAINING_QUEUE", "training")
 LOUPE_TRAINING_TIME_LIMIT = int(os.environ.get("LOUPE_TRAINING_TIME_LIMIT", 3600))
 LOUPE_EXPERIMENT_HEARTBEAT_SECONDS = float(os.environ.get("LOUPE_EXPERIMENT_HEARTBEAT_SECONDS", 15))
 
+# Serving (docs/deployment.md): model files' bound, how long the web process waits for a serving worker's answer,
+# and the Celery queues models run on. LOUPE_SERVING_QUEUES routes some to other queues, e.g.
+# "onnx=serving-gpu,faces-entrance=serving-faces" (a runtime kind, a deployment's name or id -> a queue).
+LOUPE_MAX_MODEL_BYTES = int(os.environ.get("LOUPE_MAX_MODEL_BYTES", 200 * 1024 * 1024))
+LOUPE_SERVING_TIMEOUT = float(os.environ.get("LOUPE_SERVING_TIMEOUT", "30"))
+LOUPE_SERVING_QUEUE = os.environ.get("LOUPE_SERVING_QUEUE", "serving")
+LOUPE_SERVING_QUEUES = dict(item.split("=", 1) for item in env_list("LOUPE_SERVING_QUEUES", "") if "=" in item)
+LOUPE_SERVING_SHADOW_QUEUE = os.environ.get("LOUPE_SERVING_SHADOW_QUEUE", "")  # empty: the champion's routing
+LOUPE_ONNX_PROVIDERS = env_list("LOUPE_ONNX_PROVIDERS", "CPUExecutionProvider")
+LOUPE_ONNX_THREADS = int(os.environ.get("LOUPE_ONNX_THREADS", 1))
+
 # Celery: Redis when REDIS_URL is given, else kombu's filesystem transport under LOUPE_VAR,
 # so the embedded default still runs a real worker without any server.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -180,6 +191,12 @@ else:
     }
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", CELERY_BROKER_URL)
 CELERY_TASK_IGNORE_RESULT = True
+# Only serving's predictions keep a result: the web process waits on it. Redis when given, else files under LOUPE_VAR.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or REDIS_URL or f"file://{LOUPE_VAR / 'results'}"
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    (LOUPE_VAR / "results").mkdir(exist_ok=True)
+CELERY_RESULT_EXPIRES = 600
+CELERY_TASK_ROUTES = {"serving.tasks.*": {"queue": LOUPE_SERVING_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -11,7 +11,8 @@ each with an optional "text"; a person's shape has no score. Conversions, each w
   COCO annotations                                 shapes_from_coco() / shape_to_coco()
   YOLO label lines                                 shape_to_yolo()
   SVG points for the pages                         svg_points()
-Geometry: shape_bbox(), shape_area(), shape_iou(). Boxes on the wire are y-first, polygon points x-first.
+Geometry: shape_bbox(), shape_area(), shape_iou(), shapes_scale(). Boxes on the wire are y-first, polygon points
+x-first.
 """
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -362,6 +363,21 @@ def shape_iou(a: dict, b: dict, *, width: int, height: int) -> float:
 
     rles = [mask.merge(mask.frPyObjects([_coco_polygon(shape)], height, width)) for shape in (a, b)]
     return float(mask.iou([rles[0]], [rles[1]], [0])[0][0])
+
+
+def shapes_scale(shapes: list[dict], *, from_size: tuple[int, int], to_size: tuple[int, int]) -> list[dict]:
+    """Shapes drawn in a from_size (width, height) frame, moved to a to_size one (a frame's declared size)."""
+    if tuple(from_size) == tuple(to_size):
+        return shapes
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    scaled = []
+    for shape in shapes:
+        if shape["type"] == "rectangle":
+            shape = {**shape, "x": shape["x"] * sx, "y": shape["y"] * sy, "w": shape["w"] * sx, "h": shape["h"] * sy}
+        elif shape["type"] == "polygon":
+            shape = {**shape, "points": [[x * sx, y * sy] for x, y in shape["points"]]}
+        scaled.append(shape)
+    return scaled
 
 
 def _coco_polygon(shape: dict) -> list[float]:

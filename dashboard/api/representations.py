@@ -24,6 +24,12 @@ def model_version_json(version: ModelVersion | None) -> dict | None:
         "type": version.model.type,
         "runtime": version.runtime,
         "labels": version.labels,
+        "source": version.source,
+        "description": version.description,
+        "endpoint": version.endpoint or None,
+        "artifact": {"sha256": version.artifact_sha256, "size": version.artifact_size} if version.artifact else None,
+        "contract": version.contract,
+        "metrics": version.metrics,
         "created_at": version.created_at.isoformat(),
     }
 
