@@ -1,7 +1,7 @@
 """Serving's routes: the model registry's API and pages, the versions serving a deployment, and predictions."""
 from django.urls import path
 
-from serving import api
+from serving import api, views
 
 urlpatterns = [
     path("api/models", api.models, name="api-models"),
@@ -17,4 +17,8 @@ urlpatterns = [
     path("api/deployments/<uuid:deployment_id>/predict", api.predict),
     path("api/deployment/<uuid:deployment_id>/predict/shadow", api.predict_shadow, name="api-predict-shadow"),
     path("api/deployments/<uuid:deployment_id>/predict/shadow", api.predict_shadow),
+    path("models/", views.model_list, name="model-list"),
+    path("models/<uuid:model_id>/", views.model_detail, name="model-detail"),
+    path("models/versions/<uuid:version_id>/", views.model_version_detail, name="model-version"),
+    path("deployments/<uuid:deployment_id>/models/", views.deployment_models, name="deployment-models"),
 ]
