@@ -1,8 +1,10 @@
-"""The demo's models: which classical runtime model is champion and shadow of each demo deployment, and the
-scene classifier's training on crops of the sample images."""
+"""The demo's models: which classical runtime model is champion and shadow of each demo deployment, the scene
+classifier's training on crops of the sample images, and how the registry serves them (opencv contracts, and an ONNX
+pixels classifier built here)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from serving.runtimes.classical import (
 CATEGORIES = ("person", "animal", "object", "texture", "document", "scene")
 
 
+@functools.cache
 def training_crops(per_category: int = 60, seed: int = 7919) -> tuple[list[np.ndarray], list[int]]:
     """Augmented crops of the sample images labeled by category id (1-based in ``CATEGORIES``).
 
@@ -75,3 +78,58 @@ def demo_models(deployment_type: str) -> tuple[ClassicalModel, ClassicalModel]:
         return (SceneClassifier("colour-hog-logreg", "1.0-c0.05", labels, functools.partial(_fitted, "logreg")),
                 SceneClassifier("colour-hog-knn", "1.0-k9", labels, functools.partial(_fitted, "knn")))
     raise ValueError(f"unknown deployment type {deployment_type!r}")
+
+
+# --- the demo's models in the registry ----------------------------------------------------------
+
+def _onnx_of(pipeline: Any, features: int) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    return convert_sklearn(pipeline, initial_types=[("features", FloatTensorType([None, features]))],
+                           options={"zipmap": False}, target_opset=17).SerializeToString()
+
+
+def demo_registration(model: ClassicalModel) -> tuple[dict, Callable[[], bytes | None]]:
+    """How the registry serves a demo model with the opencv runtime: its contract, and a function that builds its
+    file (the colour-HOG classifier's fitted head converted to ONNX; the cascades and contours need none)."""
+    if isinstance(model, HaarFaceDetector):
+        settings = {key: getattr(model, key) for key in (
+            "face_cascade", "eye_cascade", "scale_factor", "min_neighbors", "min_size", "center", "spread",
+            "eye_center", "eye_spread", "work_side")}
+        return {"model": "haar_faces", "settings": settings}, lambda: None
+    if isinstance(model, ContourSegmenter):
+        return {"model": "contours", "settings": {"method": model.method, "work_side": model.work_side}}, lambda: None
+    if isinstance(model, SceneClassifier):
+        def head() -> bytes:
+            pipeline = model._fitted()
+            return _onnx_of(pipeline, _training_features()[0].shape[1])
+
+        return {"model": "colour_hog_classifier", "settings": {"classes": list(range(1, len(CATEGORIES) + 1))}}, head
+    raise ValueError(f"no registration for {type(model).__name__}")
+
+
+# The ONNX version the demo shows as a shadow: a logistic regression on the frame squeezed to 16x16 RGB pixels.
+PIXELS_SIDE = 16
+PIXELS_CONTRACT = {"input": {"layout": "flat", "size": [PIXELS_SIDE, PIXELS_SIDE]},
+                   "outputs": {"probabilities": "probabilities"}, "class_offset": 1}
+
+
+def pixels_features(image: np.ndarray) -> np.ndarray:
+    """What PIXELS_CONTRACT feeds the ONNX model: the frame stretched to 16x16 (Pillow, bilinear), /255, flattened."""
+    from PIL import Image
+
+    small = Image.fromarray(image).convert("RGB").resize((PIXELS_SIDE, PIXELS_SIDE), Image.BILINEAR)
+    return (np.asarray(small, dtype=np.float32) / 255).reshape(-1)
+
+
+def pixels_classifier_onnx() -> bytes:
+    """The pixels classifier, trained on the scene classifier's crops and converted to ONNX with skl2onnx."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    crops, labels = training_crops()
+    x = np.stack([pixels_features(crop) for crop in crops])
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=1000)).fit(x, labels)
+    return _onnx_of(pipeline, x.shape[1])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,9 @@ import cv2
 import numpy as np
 
 from demo.images import DemoImage, make_image
-from demo.classical import ClassicalModel, demo_models
+from demo.classical import (
+    PIXELS_CONTRACT, ClassicalModel, demo_models, demo_registration, pixels_classifier_onnx,
+)
 
 DEPLOYMENT_TYPES = ("OBJECT_DETECTION", "SEGMENTATION", "CLASSIFICATION")
 _MIX = {"OBJECT_DETECTION": "faces", "SEGMENTATION": "coins", "CLASSIFICATION": "scenes"}
@@ -24,14 +27,22 @@ WINDOW_SECONDS = 7 * DAY_SECONDS
 
 def _deployment(deployment_type: str) -> dict[str, Any]:
     champion, shadow = demo_models(deployment_type)
-    return {
+    spec = {
         "name": _NAMES[deployment_type],
         "type": deployment_type,
         "labels": dict(champion.labels),
-        "champion": {"model_name": champion.name, "version_name": champion.version},
-        "shadow": {"model_name": shadow.name, "version_name": shadow.version},
+        # Served by the registry's opencv runtime: the contract says which classical model, `artifact` builds its file.
+        "champion": {"model_name": champion.name, "version_name": champion.version, "runtime": "opencv",
+                     "registration": functools.partial(demo_registration, champion)},
+        "shadow": {"model_name": shadow.name, "version_name": shadow.version, "runtime": "opencv",
+                   "registration": functools.partial(demo_registration, shadow)},
         "min_threshold": _MIN_THRESHOLD[deployment_type],
     }
+    if deployment_type == "CLASSIFICATION":
+        # Shown as the shadow once the demo's predictions are in: an ONNX model served by onnxruntime.
+        spec["onnx_shadow"] = {"model_name": "pixels-logreg", "version_name": "1.0-16px", "runtime": "onnx",
+                               "registration": lambda: (PIXELS_CONTRACT, pixels_classifier_onnx)}
+    return spec
 
 
 DEMO_DEPLOYMENTS: list[dict[str, Any]] = [_deployment(t) for t in DEPLOYMENT_TYPES]

@@ -1,4 +1,5 @@
-"""The demo: an organization, one member per role, and one deployment per type fed by real classical models."""
+"""The demo: an organization, one member per role, and one deployment per type fed by real classical models, which
+the registry serves (opencv), with an ONNX version as one deployment's shadow."""
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -9,14 +10,17 @@ from django.db import transaction
 
 from dashboard.errors import Conflict
 from dashboard.models import (
-    Annotation, ApiToken, Dataset, DatasetAsset, DatasetVersion, Deployment, Membership, Model, ModelVersion,
-    Organization, Prediction, Role,
+    Annotation, ApiToken, Dataset, DatasetAsset, DatasetVersion, Deployment, Membership, Model, ModelSource,
+    ModelVersion, Organization, Prediction, Role,
 )
 from dashboard.services.auth import TOKEN_PREFIX, token_digest
 from dashboard.services.deployments import labels_adopt
 from monitoring.services.ingest import prediction_ingest
 from pipelines.services.feedback_loop import feedback_loop_setup
+from serving.contracts import contract_validate
+from serving.runtimes import runtime_load
 from serving.services import deployment_set_model
+from serving.services.registry import artifact_store, model_version_create
 
 DEMO_ORGANIZATION = "Loupe Demo"
 DEMO_USERS = [
@@ -41,6 +45,9 @@ def demo_seed(*, count: int, progress: Callable[[str], None] = lambda message: N
     deployments = []
     for spec in DEMO_DEPLOYMENTS:
         deployment = _demo_deployment(organization, spec)
+        for role in ("champion", "shadow"):
+            # A demo seeded before the registry: its versions get the runtime that serves them.
+            _demo_model_version(organization, spec["type"], spec[role], spec["labels"])
         deployments.append(deployment)
         have = deployment.predicted_assets.count()
         if have >= count:
@@ -51,6 +58,8 @@ def demo_seed(*, count: int, progress: Callable[[str], None] = lambda message: N
                 prediction_ingest(deployment=deployment, payload=payload, idempotency_key=f"demo-{index}")
             except Conflict:
                 pass  # stored by an earlier, interrupted run
+    for deployment, spec in zip(deployments, DEMO_DEPLOYMENTS):
+        _demo_onnx_shadow(deployment, spec)
     for deployment in deployments:
         _demo_training_dataset(deployment)
     return {
@@ -76,20 +85,42 @@ def _demo_member(organization: Organization, username: str, password: str, role:
 
 
 def _demo_model_version(organization: Organization, deployment_type: str, spec: dict, labels: dict) -> ModelVersion:
+    """The registry's version of a demo model, made (or, from a demo seeded before the registry, given its runtime)
+    through the registry's own checks: it really opens before it is kept, so the deployment can be served."""
     model, _ = Model.objects.get_or_create(
         organization=organization, name=spec["model_name"], defaults={"type": deployment_type}
     )
     version = model.versions.filter(name=spec["version_name"]).first()
+    if version is not None and version.runtime == spec["runtime"]:
+        return version  # the common re-run: nothing is built
+    contract, build_artifact = spec["registration"]()
+    artifact = build_artifact()
+    label_map = {str(class_id): name for class_id, name in labels.items()}
     if version is None:
-        version = ModelVersion.objects.create(
-            model=model,
-            version=model.versions.count() + 1,
-            name=spec["version_name"],
-            runtime=spec.get("runtime", spec["version_name"]),
-            labels={str(class_id): name for class_id, name in labels.items()},
-            parameters=spec.get("parameters", {}),
+        return model_version_create(
+            model=model, runtime=spec["runtime"], labels=label_map, contract=contract, artifact=artifact,
+            name=spec["version_name"], description="Loupe's demo model", source=ModelSource.REGISTERED,
         )
+    clean = contract_validate(contract, inference_type=deployment_type, runtime=spec["runtime"])
+    opened = runtime_load(spec["runtime"], artifact=artifact, endpoint=None, contract=clean,
+                          labels={int(class_id): name for class_id, name in labels.items()})
+    version.artifact, version.artifact_sha256 = artifact_store(artifact) if artifact else ("", "")
+    version.artifact_size = len(artifact) if artifact else 0
+    version.runtime, version.contract, version.labels = spec["runtime"], opened.contract, label_map
+    version.save()
     return version
+
+
+def _demo_onnx_shadow(deployment: Deployment, spec: dict) -> None:
+    """Show an ONNX version as the deployment's shadow: set once, when the version is first made (after the demo's
+    predictions, which the classical shadow made), so an admin's later choice is never undone by a re-run."""
+    if not spec.get("onnx_shadow"):
+        return
+    exists = Model.objects.filter(organization=deployment.organization, name=spec["onnx_shadow"]["model_name"],
+                                  versions__name=spec["onnx_shadow"]["version_name"]).exists()
+    version = _demo_model_version(deployment.organization, deployment.type, spec["onnx_shadow"], spec["labels"])
+    if not exists:
+        deployment_set_model(deployment=deployment, model_version_id=version.id, shadow=True)
 
 
 @transaction.atomic

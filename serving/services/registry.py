@@ -141,13 +141,7 @@ def model_version_create(
                           labels={int(class_id): label for class_id, label in labels.items()})
     # ONNX resolves what the file fixes (the input's name and size); keeping it shows it on the version's page.
     contract = opened.contract
-    stored_name, sha256 = "", ""
-    if artifact:
-        sha256 = hashlib.sha256(artifact).hexdigest()
-        extension = "onnx"
-        stored_name = f"models/{sha256[:2]}/{sha256}.{extension}"
-        if not default_storage.exists(stored_name):
-            stored_name = default_storage.save(stored_name, ContentFile(artifact))
+    stored_name, sha256 = artifact_store(artifact) if artifact else ("", "")
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -162,6 +156,15 @@ def model_version_create(
             if attempt == 2:
                 raise Conflict("another version of this model was being added at the same moment; try again") from None
     raise AssertionError("unreachable")
+
+
+def artifact_store(artifact: bytes) -> tuple[str, str]:
+    """(storage name, SHA-256) of a model file, stored once by content: models/<sha[:2]>/<sha256>.onnx."""
+    sha256 = hashlib.sha256(artifact).hexdigest()
+    name = f"models/{sha256[:2]}/{sha256}.onnx"
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(artifact))
+    return name, sha256
 
 
 def model_version_artifact(version: ModelVersion) -> bytes | None:

@@ -85,7 +85,8 @@ def test_deployments_match_their_models() -> None:
         champion, shadow = demo_models(deployment["type"])
         assert deployment["labels"] == champion.labels == shadow.labels
         assert min(deployment["labels"]) == 1
-        assert deployment["champion"] == {"model_name": champion.name, "version_name": champion.version}
+        assert (deployment["champion"]["model_name"], deployment["champion"]["version_name"]) == (champion.name, champion.version)
+        assert deployment["champion"]["runtime"] == deployment["shadow"]["runtime"] == "opencv"
         assert deployment["shadow"]["model_name"] != champion.name
         assert 0 <= deployment["min_threshold"] < 1
 
