@@ -3,6 +3,7 @@ endpoint), one version (contract, metrics, where it serves), and which versions 
 
 Members read; admins change. Refusals of a form are shown on the page again, each naming its field."""
 import json
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,6 +23,14 @@ from serving.services import deployment_set_model
 from serving.services.registry import json_object_parse, model_create, model_version_create
 
 ONNX_ROLES = ("boxes", "scores", "classes", "masks", "probabilities")
+# A list of plain values ([0.0, 0.0, 0.0], [640, 640]) spread over lines by json.dumps(indent=...).
+_FLAT_LIST = re.compile(r"\[\s+([^\[\]{}]*?)\s+\]")
+
+
+def _json_shown(value) -> str:
+    """JSON for reading on a page: indented objects, short lists of numbers or names kept on one line."""
+    text = json.dumps(value, indent=2, sort_keys=True)
+    return _FLAT_LIST.sub(lambda match: "[" + ", ".join(item.strip() for item in match.group(1).split(",")) + "]", text)
 
 
 @login_required
@@ -178,9 +187,9 @@ def model_version_detail(request, version_id):
         "served": version_deployments(version=version),
         "candidates": candidates.order_by("name"),
         "history": model_changes(version=version),
-        "contract": json.dumps(version.contract, indent=2, sort_keys=True),
+        "contract": _json_shown(version.contract),
         "labels": sorted(((int(key), name) for key, name in version.labels.items())),
-        "metrics": json.dumps(version.metrics, indent=2, sort_keys=True) if version.metrics else "",
+        "metrics": _json_shown(version.metrics) if version.metrics else "",
     }
     return render(request, "serving/model_version.html", context)
 
