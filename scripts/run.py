@@ -309,8 +309,13 @@ def main():
                           "--config", str(REPO / "scripts" / "gunicorn.conf.py"),
                           "--workers", "2", "--threads", "4",
                           "--no-control-socket"])  # its default socket is one per user: instances would clash
+        # One worker takes every queue here: the per-frame work, serving's predictions, training runs
+        # (docs/deployment.md splits them over workers at scale).
+        queues = dict.fromkeys(["celery", os.environ.get("LOUPE_SERVING_QUEUE") or "serving",
+                                os.environ.get("LOUPE_SERVING_SHADOW_QUEUE") or "serving",
+                                os.environ.get("LOUPE_TRAINING_QUEUE") or "training"])
         sup.start("worker", [PY, "-m", "celery", "-A", "dashboard", "worker", "--loglevel", "INFO",
-                             "--concurrency", "2", "--hostname", f"loupe-{port}@%h"])
+                             "--concurrency", "2", "--hostname", f"loupe-{port}@%h", "-Q", ",".join(queues)])
         sup.start("beat", [PY, "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "INFO",
                            "--schedule", str(var / "celerybeat-schedule")])
         if sup.wait(until=lambda: "worker" in sup.seen and http_up(url + "/"), timeout=90):

@@ -76,8 +76,10 @@ def bucket_for(start: dt.datetime, end: dt.datetime) -> str:
 
 
 def _rows(*, deployment: Deployment, start, end, role, tag, model_version_id, bucket):
+    # Every bucket the window touches: "the last day" at 10:20 counts from yesterday's 10:00 bucket, the one
+    # holding 10:20, rather than dropping it for having started before the window did.
     rows = StatsRollup.objects.filter(deployment=deployment, bucket=bucket, tag=tag, role=role,
-                                      start__gte=start, start__lt=end)
+                                      start__gt=start - dt.timedelta(seconds=BUCKET_SECONDS[bucket]), start__lt=end)
     if model_version_id:
         rows = rows.filter(model_version_id=str(model_version_id))
     return rows.order_by("start").values("start", *COUNTS, "histograms", "classes", "reviewed_classes")
@@ -85,7 +87,7 @@ def _rows(*, deployment: Deployment, start, end, role, tag, model_version_id, bu
 
 def stats_window(*, deployment: Deployment, start: dt.datetime, end: dt.datetime, role: str = ModelRole.CHAMPION,
                  tag: str = "", model_version_id=None, bucket: str | None = None) -> StatsFigures:
-    """The figures of the predictions made in [start, end), counted by buckets starting in it."""
+    """The figures of the predictions made in [start, end), counted by the buckets overlapping it."""
     figures = StatsFigures()
     for row in _rows(deployment=deployment, start=start, end=end, role=role, tag=tag,
                      model_version_id=model_version_id, bucket=bucket or bucket_for(start, end)):

@@ -25,7 +25,7 @@ def frames(detection, monitor_payload, jpeg_bytes, users):
     for index in range(4):
         payload = monitor_payload(DET, image=jpeg_bytes(seed=500 + index), with_shadow=True,
                                   tags=["gate"] if index < 2 else [],
-                                  timestamp=(timezone.now() - dt.timedelta(hours=index * 5 + 1)).timestamp())
+                                  timestamp=(timezone.now() - dt.timedelta(hours=index * 5 + 1.5)).timestamp())
         made.append(prediction_ingest(deployment=detection, payload=payload).asset)
     review_submit(asset_id=made[0].pk, reviewer=users["labeler"], expected_version=1,
                   shapes=[{"type": "rectangle", "label_id": 1, "x": 5, "y": 10, "w": 20, "h": 20}])
