@@ -92,6 +92,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{LOUPE_VAR / 'loupe.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # Faults: a kept connection is checked before each request reuses it, so a database restarted meanwhile
+        # costs no request (the ones it interrupts answer 503, see dashboard.api.base).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -203,9 +206,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Faults: follow-up work not done this long after its record was stored is sent again by the sweeps, this many at
+# a time per run (docs/deployment.md, "Faults").
+LOUPE_WORK_GRACE_SECONDS = float(os.environ.get("LOUPE_WORK_GRACE_SECONDS", 30))
+LOUPE_WORK_BATCH = int(os.environ.get("LOUPE_WORK_BATCH", 200))
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOUPE_VAR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "thumbnails-backfill": {"task": "dashboard.tasks.data_thumbnails_backfill", "schedule": 300.0},
+    # Faults (docs/deployment.md): work whose message was lost is found in the database and sent again.
+    "frames-catch-up": {"task": "monitoring.tasks.predicted_assets_catch_up", "schedule": 30.0,
+                        "options": {"expires": 25}},
+    "export-jobs-catch-up": {"task": "dashboard.tasks.export_jobs_catch_up", "schedule": 60.0,
+                             "options": {"expires": 50}},
     "export-jobs-expire": {"task": "dashboard.tasks.export_jobs_expire", "schedule": 3600.0},
     "stats-reconcile": {"task": "monitoring.tasks.stats_reconcile", "schedule": 15.0},
     "stats-prune": {"task": "monitoring.tasks.stats_prune", "schedule": 3600.0},

@@ -3,9 +3,12 @@ import datetime as dt
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
-from dashboard.models import Data, ExportJob
+from dashboard.models import Data, ExportJob, PredictedAsset
 from dashboard.services import datalake, datasets
+from dashboard.services.background import task_send
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -17,11 +20,25 @@ def data_thumbnail_make(data_id: str) -> None:
 
 @shared_task(expires=240)
 def data_thumbnails_backfill(limit: int = 500) -> int:
-    """Re-enqueue thumbnails that were never made (a task lost with a broker, say); beat runs it every 5 minutes."""
-    missing = list(Data.objects.filter(thumbnail="").values_list("id", flat=True)[:limit])
+    """Beat, every 5 minutes: thumbnails never made for data outside monitoring (an upload whose task was lost with
+    the broker, say), oldest first. A monitored frame's thumbnail is its predicted asset's work, swept with it."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LOUPE_WORK_GRACE_SECONDS)
+    missing = list(Data.objects.filter(thumbnail="", created_at__lt=cutoff)
+                   .exclude(Exists(PredictedAsset.objects.filter(data=OuterRef("pk"), processed_at__isnull=True)))
+                   .order_by("created_at").values_list("id", flat=True)[:limit])
+    sent = 0
     for data_id in missing:
-        data_thumbnail_make.delay(str(data_id))
-    return len(missing)
+        if not task_send(task=data_thumbnail_make, args=[str(data_id)]):
+            break
+        sent += 1
+    return sent
+
+
+@shared_task(expires=50)
+def export_jobs_catch_up() -> int:
+    """Beat, every minute: export jobs whose task was lost stay PENDING; send them again."""
+    return datasets.export_jobs_catch_up(older_than=dt.timedelta(seconds=settings.LOUPE_WORK_GRACE_SECONDS * 2),
+                                         limit=settings.LOUPE_WORK_BATCH)
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)

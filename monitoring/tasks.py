@@ -1,7 +1,11 @@
 """Celery tasks of monitoring, each named after the service it calls: thin, idempotent, taking ids."""
+import datetime as dt
+
 from celery import shared_task
+from django.conf import settings
 
 from dashboard.models import Deployment, PredictedAsset
+from dashboard.services.background import task_send
 from monitoring.models import QualityReport
 from monitoring.services import frames, outliers, quality, stats, training_data
 
@@ -12,6 +16,17 @@ def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
     asset = PredictedAsset.objects.select_related("deployment", "data").filter(pk=asset_id).first()
     if asset is not None:
         frames.predicted_asset_process(asset=asset, thumbnail=thumbnail)
+
+
+@shared_task(expires=25)
+def predicted_assets_catch_up() -> int:
+    """Beat, every 30 s: the per-frame work (thumbnail, outlier score, stats) of frames stored more than a grace
+    period ago and not yet processed, and the builds of training data left PENDING, sent again in bounded batches,
+    oldest first (their messages lost with the broker, or a worker killed); returns how many frames were sent."""
+    older_than = dt.timedelta(seconds=settings.LOUPE_WORK_GRACE_SECONDS)
+    sent = frames.predicted_assets_catch_up(older_than=older_than, limit=settings.LOUPE_WORK_BATCH)
+    training_data.training_data_catch_up(older_than=older_than * 2, limit=settings.LOUPE_WORK_BATCH)
+    return sent
 
 
 @shared_task(acks_late=True)
@@ -42,7 +57,8 @@ def stats_reconcile() -> int:
     was down); returns how many."""
     behind = stats.stats_deployments_behind()
     for deployment_id in behind:
-        stats_refresh.delay(str(deployment_id))
+        if not task_send(task=stats_refresh, args=[str(deployment_id)]):
+            break
     return len(behind)
 
 

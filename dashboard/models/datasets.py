@@ -110,6 +110,8 @@ class ExportJob(models.Model):
     message = models.CharField(max_length=500, blank=True)
     file = models.FileField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the sweep last sent a PENDING job's task again (its first message lost with the broker, say).
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -44,6 +44,11 @@ class PredictedAsset(models.Model):
     version = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The worker's per-frame work (thumbnail, outlier score, stats contribution) is done: stored with the frame so
+    # that a message lost with the broker is found again by the sweep; its sends are counted to give up on a frame
+    # whose work keeps failing.
+    processed_at = models.DateTimeField(null=True, blank=True)
+    process_sends = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -70,6 +75,8 @@ class PredictedAsset(models.Model):
             models.Index(fields=["deployment", "shape_count", "id"], name="asset_by_shapes"),
             models.Index(fields=["deployment", "created_at"], name="asset_by_arrival"),
             models.Index(fields=["deployment", "source"], name="asset_by_source"),
+            # The sweep's and the queue page's question: frames whose work is not done, oldest first.
+            models.Index(fields=["created_at"], condition=Q(processed_at__isnull=True), name="asset_work_pending"),
         ]
 
     def __str__(self) -> str:

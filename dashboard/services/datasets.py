@@ -12,6 +12,7 @@ from typing import BinaryIO
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboard.errors import ApiError, Conflict, FieldError, ValidationFailed
@@ -19,6 +20,7 @@ from dashboard.models import (
     Annotation, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportFormat, ExportJob, InferenceType, JobStatus,
     Organization,
 )
+from dashboard.services.background import task_send, task_send_on_commit
 from dashboard.services.datalake import data_get_or_create, image_store
 from dashboard.services.images import image_inspect
 from dashboard.shapes import shape_to_coco, shape_to_yolo, shapes_from_coco
@@ -280,8 +282,26 @@ def export_job_create(*, version: DatasetVersion, format: str) -> ExportJob:
     if format not in ExportFormat.values:
         raise ValidationFailed.from_errors([FieldError("format", f"must be one of {', '.join(ExportFormat.values)}")])
     job = ExportJob.objects.create(version=version, format=format)
-    tasks.export_job_run.delay_on_commit(str(job.pk))
+    task_send_on_commit(task=tasks.export_job_run, args=[str(job.pk)])  # PENDING: swept if lost
     return job
+
+
+def export_jobs_catch_up(*, older_than: dt.timedelta, limit: int) -> int:
+    """Send the task again for export jobs left PENDING more than `older_than` since they were made or last sent
+    (the first message lost with the broker), oldest first; how many were sent."""
+    from dashboard import tasks
+
+    now = timezone.now()
+    waiting = list(ExportJob.objects.filter(status=JobStatus.PENDING)
+                   .annotate(last_sent=Coalesce("resent_at", "created_at")).filter(last_sent__lt=now - older_than)
+                   .order_by("last_sent").values_list("pk", flat=True)[:limit])
+    sent = 0
+    for job_id in waiting:
+        if not task_send(task=tasks.export_job_run, args=[str(job_id)]):
+            break
+        ExportJob.objects.filter(pk=job_id).update(resent_at=now)
+        sent += 1
+    return sent
 
 
 def export_job_run(*, job: ExportJob) -> ExportJob:

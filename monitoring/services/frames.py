@@ -1,7 +1,12 @@
 """The per-frame work a worker does for each monitored frame once it is stored: its thumbnail, then its score."""
+import datetime as dt
+
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
 from dashboard.models import PredictedAsset
+from dashboard.services.background import task_send
 from dashboard.services.datalake import data_open, data_thumbnail_make
 from monitoring.services.outliers import asset_outlier_score
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
@@ -12,7 +17,8 @@ def predicted_asset_process(*, asset: PredictedAsset, thumbnail: bool = True) ->
     from a single read of the image, then a refresh of the stats rollups.
 
     The score is computed even when the thumbnail fails; a retry redoes only what is missing (a thumbnail is made
-    once, stored features are reused).
+    once, stored features are reused). Once all of it is done the frame is marked processed (`processed_at`), which
+    is what the sweep (predicted_assets_catch_up) looks for.
     """
     content = None
     try:
@@ -27,3 +33,33 @@ def predicted_asset_process(*, asset: PredictedAsset, thumbnail: bool = True) ->
             # Features and score (or what of them exists) change what the asset adds to the stats rollups.
             stats_mark_stale(deployment_id=asset.deployment_id, asset_ids=[asset.pk])
             stats_refresh_soon(deployment_id=asset.deployment_id)
+    # Only the prediction this work read: one that replaced it since (monitor_data) has work of its own.
+    PredictedAsset.objects.filter(pk=asset.pk, oracle_prediction_id=asset.oracle_prediction_id,
+                                  processed_at__isnull=True).update(
+        processed_at=timezone.now())
+
+
+# A frame whose work was sent this many times without being done (an image no worker can read, say) is left
+# alone; its count shows in the admin.
+MAX_PROCESS_SENDS = 5
+
+
+def predicted_assets_catch_up(*, older_than: dt.timedelta, limit: int) -> int:
+    """Send the per-frame work again for frames stored more than `older_than` ago whose work is not done (its
+    message lost with the broker, a worker killed, a send that failed), oldest first, at most `limit` of them;
+    how many were sent. Safe to run twice at once: the work is idempotent, and each send is counted."""
+    from monitoring import tasks
+
+    cutoff = timezone.now() - older_than
+    waiting = list(
+        PredictedAsset.objects.filter(processed_at__isnull=True, created_at__lt=cutoff,
+                                      process_sends__lt=MAX_PROCESS_SENDS)
+        .order_by("created_at").values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for asset_id in waiting:
+        if not task_send(task=tasks.predicted_asset_process, args=[str(asset_id)]):
+            break  # the broker is down: the next run starts again from the oldest
+        PredictedAsset.objects.filter(pk=asset_id).update(process_sends=F("process_sends") + 1)
+        sent += 1
+    return sent

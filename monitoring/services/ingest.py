@@ -15,6 +15,7 @@ from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields, is_finite_number
 from dashboard.shapes import parse_raw_predictions
 from dashboard.models import AssetStatus, AssetTerm, Data, Deployment, PredictedAsset, Prediction
+from dashboard.services.background import task_send_on_commit
 from dashboard.services.datalake import data_get_or_create, data_tags_add, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, ImageFacts, image_inspect
 from monitoring.models import AssetFeatures
@@ -141,8 +142,9 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
                 AssetTerm(deployment_id=deployment.id, asset=asset, term=term)
                 for term in asset_terms(shapes=champion_shapes, tags=tags)
             )
-            # One task per frame (thumbnail of new data, outlier score): one message, one read of the image.
-            predicted_asset_process.delay_on_commit(str(asset.id), thumbnail=created)
+            # One task per frame (thumbnail of new data, outlier score): one message, one read of the image. The
+            # frame is committed whatever the broker does; its processed_at, still empty, lets the sweep find it.
+            task_send_on_commit(task=predicted_asset_process, args=[str(asset.id)], kwargs={"thumbnail": created})
     except IntegrityError:
         # The unique constraints on (deployment, Idempotency-Key) and (deployment, data, timestamp) catch
         # repeats, racing copies included, without a look-up on the path of every new frame.
@@ -197,6 +199,7 @@ def _asset_replace(deployment: Deployment, data: Data, frame: dict, warnings: li
         setattr(asset, name, value)
     asset.oracle_prediction_id = uuid.uuid4()
     asset.status, asset.outlier_score = AssetStatus.TO_REVIEW, None
+    asset.processed_at, asset.process_sends = None, 0  # the new prediction's work is still to do
     asset.reviewed_shapes = asset.reviewed_by = asset.reviewed_at = None
     asset.version += 1
     asset.save()

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from dashboard.models import Deployment, PredictedAsset, Prediction
 from monitoring.features import FEATURE_VERSION, asset_features, feature_length, image_open
 from monitoring.scoring import OutlierModel, TooSmallReference
+from dashboard.services.background import task_send_on_commit
 from dashboard.services.datalake import data_open
 from monitoring.models import AssetFeatures, OutlierReference, ReferenceSource
 from monitoring.selectors import outlier_reference_active
@@ -133,7 +134,7 @@ def outlier_reference_for(*, deployment: Deployment) -> OutlierReference | None:
         return reference if reference is not None and _usable(reference, deployment) else None
     from monitoring import tasks
 
-    tasks.deployment_rescore.delay_on_commit(str(deployment.pk))
+    task_send_on_commit(task=tasks.deployment_rescore, args=[str(deployment.pk)])
     return built
 
 

@@ -10,13 +10,13 @@ import hashlib
 import json
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
 from dashboard.errors import FieldError, ValidationFailed
 from dashboard.models import AssetStatus, Deployment, PredictedAsset
 from dashboard.selectors.predictions import asset_predictions
+from dashboard.services.background import task_send_on_commit
 from monitoring.models import QualityReport
 from monitoring.quality import quality_compare, quality_evaluate
 
@@ -137,7 +137,7 @@ def quality_report_request(*, report: QualityReport) -> None:
     from monitoring import tasks
 
     if QualityReport.objects.filter(pk=report.pk, requested=False).update(requested=True):
-        transaction.on_commit(lambda: tasks.quality_report_compute.delay(str(report.pk)))
+        task_send_on_commit(task=tasks.quality_report_compute, args=[str(report.pk)])
 
 
 def quality_report_compute(*, report: QualityReport) -> QualityReport:

@@ -23,6 +23,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from dashboard.models import AssetStatus, AssetTerm, Deployment, PredictedAsset, Prediction
+from dashboard.services.background import task_send_on_commit
 from dashboard.shapes import shape_area
 from monitoring.features import FEATURE_VERSION, IMAGE_STAT_INDEX
 from monitoring.histograms import BINS, bin_edges
@@ -312,15 +313,9 @@ def stats_refresh_soon(*, deployment_id) -> None:
         _, requested = StatsState.objects.get_or_create(deployment_id=deployment_id,
                                                         defaults={"refresh_requested": True})
     if requested:
-        transaction.on_commit(lambda: _enqueue(tasks.stats_refresh, deployment_id))
-
-
-def _enqueue(task, deployment_id) -> None:
-    try:
-        task.apply_async((str(deployment_id),), countdown=settings.LOUPE_STATS_REFRESH_DELAY)
-    except Exception:  # the broker is down: the beat's reconcile will find the request flag set
-        logger.warning("stats refresh of deployment %s not queued; the reconcile will run it", deployment_id,
-                       exc_info=True)
+        # Not sent (the broker is down): the beat's reconcile finds the request flag set.
+        task_send_on_commit(task=tasks.stats_refresh, args=[str(deployment_id)],
+                            countdown=settings.LOUPE_STATS_REFRESH_DELAY)
 
 
 def stats_deployments_behind() -> list:

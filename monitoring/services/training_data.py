@@ -1,10 +1,13 @@
 """Writes of the training-data reference: the dataset version a deployment's outlier scores are measured against."""
+import datetime as dt
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from dashboard.errors import FieldError, ValidationFailed
 from dashboard.models import DatasetVersion, Deployment, JobStatus
+from dashboard.services.background import task_send, task_send_on_commit
 from dashboard.services.datasets import dataset_version_check
 from monitoring.models import OutlierReference, ReferenceSource, TrainingDataReference
 from monitoring.services import outliers
@@ -25,7 +28,7 @@ def training_data_set(*, deployment: Deployment, dataset_version: DatasetVersion
             deployment=deployment,
             defaults={"dataset_version": dataset_version, "status": JobStatus.PENDING, "progress": 0.0, "message": ""},
         )
-        tasks.training_data_compute.delay_on_commit(str(deployment.pk))
+        task_send_on_commit(task=tasks.training_data_compute, args=[str(deployment.pk)])  # PENDING: swept if lost
     return reference
 
 
@@ -60,7 +63,7 @@ def training_data_compute(*, deployment: Deployment) -> TrainingDataReference | 
         # What the training data looks like, kept for drift: its histograms in the rollups' bins.
         row.update(status=JobStatus.READY, progress=1.0, size=described.count, histograms=described.histograms,
                    classes=described.classes)
-        tasks.deployment_rescore.delay_on_commit(str(deployment.pk))
+        task_send_on_commit(task=tasks.deployment_rescore, args=[str(deployment.pk)])
     reference.refresh_from_db()
     return reference
 
@@ -76,4 +79,21 @@ def training_data_disable(*, deployment: Deployment) -> None:
         ).update(is_active=False)
         if not deleted and not changed:
             raise ValidationFailed.from_errors([FieldError("training_data", "is not set for this deployment")])
-        tasks.deployment_rescore.delay_on_commit(str(deployment.pk))
+        task_send_on_commit(task=tasks.deployment_rescore, args=[str(deployment.pk)])
+
+
+def training_data_catch_up(*, older_than: dt.timedelta, limit: int) -> int:
+    """Send the build again for training data left PENDING more than `older_than` (its message lost with the
+    broker); how many were sent. Each send touches the row, so a slow queue gets one more message per period."""
+    from monitoring import tasks
+
+    cutoff = timezone.now()
+    waiting = list(TrainingDataReference.objects.filter(status=JobStatus.PENDING, updated_at__lt=cutoff - older_than)
+                   .order_by("updated_at").values_list("pk", "deployment_id")[:limit])
+    sent = 0
+    for pk, deployment_id in waiting:
+        if not task_send(task=tasks.training_data_compute, args=[str(deployment_id)]):
+            break
+        TrainingDataReference.objects.filter(pk=pk, status=JobStatus.PENDING).update(updated_at=cutoff)
+        sent += 1
+    return sent

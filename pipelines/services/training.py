@@ -19,6 +19,7 @@ from django.utils import timezone
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields
 from dashboard.models import DatasetVersion, Deployment, Organization
+from dashboard.services.background import task_send, task_send_on_commit
 from dashboard.services.datasets import dataset_version_check, dataset_version_copy
 from pipelines.models import (
     ContinuousTraining, ContinuousTrainingDataset, Experiment, ExperimentDataset, ExperimentStatus, FeedbackLoop,
@@ -185,15 +186,9 @@ def experiment_create(*, deployment: Deployment, ct: ContinuousTraining | None =
             frozen = version if retry_of is not None else dataset_version_copy(version=version, name=f"{version.version}@{unique}")
             ExperimentDataset.objects.create(experiment=experiment, alias=alias, dataset_version=frozen,
                                              copied_from=version if retry_of is None else None)
-        transaction.on_commit(lambda: _enqueue(tasks.experiment_run, experiment.pk))
+        # Not sent (the broker is down): the sweep queues PENDING experiments again.
+        task_send_on_commit(task=tasks.experiment_run, args=[str(experiment.pk)], queue=settings.LOUPE_TRAINING_QUEUE)
     return experiment
-
-
-def _enqueue(task, experiment_id) -> None:
-    try:
-        task.apply_async((str(experiment_id),), queue=settings.LOUPE_TRAINING_QUEUE)
-    except Exception:  # the broker is down: the sweep queues PENDING experiments again
-        logger.warning("experiment %s not queued; the sweep will queue it", experiment_id, exc_info=True)
 
 
 def experiment_start(*, deployment: Deployment, user) -> Experiment:
@@ -263,7 +258,7 @@ def experiments_sweep(*, stale_after: dt.timedelta | None = None, pending_after:
     waiting = list(Experiment.objects.filter(status=ExperimentStatus.PENDING, created_at__lt=now - pending_after)
                    .values_list("pk", flat=True)[:100])
     for experiment_id in waiting:
-        _enqueue(tasks.experiment_run, experiment_id)
+        task_send(task=tasks.experiment_run, args=[str(experiment_id)], queue=settings.LOUPE_TRAINING_QUEUE)
     return {"failed": died, "queued": len(waiting)}
 
 

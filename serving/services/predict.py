@@ -2,16 +2,15 @@
 queue, so a slow model never holds a web process's other work), and the monitored answer is stored through the same
 ingest as the monitoring API. The shadow runs afterwards, in a task of its own."""
 import base64
-import functools
 import json
 
 from celery.exceptions import TimeoutError as ResultTimeout
 from django.conf import settings
-from django.db import transaction
 
 from dashboard.errors import ApiError, Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.models import Data, Deployment, ModelVersion, PredictedAsset
 from dashboard.selectors.predictions import asset_predictions
+from dashboard.services.background import task_send_on_commit
 from dashboard.services.images import image_inspect
 from dashboard.shapes import parse_raw_predictions, shapes_scale, shapes_to_raw
 from monitoring.services.ingest import prediction_ingest, shadow_prediction_add
@@ -203,7 +202,7 @@ def deployment_predict(
     shadow = None
     if deployment.shadow_id is not None and deployment.shadow.runtime in RUNTIME_KINDS:
         queue = serving_queue(deployment=deployment, version=deployment.shadow, shadow=True)
-        transaction.on_commit(functools.partial(shadow_predict.apply_async, args=[str(ingested.asset.id)], queue=queue))
+        task_send_on_commit(task=shadow_predict, args=[str(ingested.asset.id)], queue=queue)
         shadow = "queued"
     return _answer(raw=raw, latency=outcome["latency"], version=version, asset=ingested.asset,
                    warnings=ingested.warnings, shadow=shadow)
