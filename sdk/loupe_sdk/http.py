@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import requests
@@ -90,7 +91,11 @@ class Transport:
         json: Any = None,
         idempotency_key: Optional[str] = None,
     ) -> Any:
-        """Call a deployment's monitoring service with its monitoring JWT."""
+        """Call a deployment's monitoring service with its monitoring JWT.
+
+        Every call carries an Idempotency-Key, one of its own unless the caller gives one, reused by its retries and
+        by its JWT renewal: a retry after a lost answer then gets the stored prediction back instead of a copy.
+        """
         return self._with_jwt(
             method,
             oracle_host,
@@ -98,7 +103,7 @@ class Transport:
             deployment_id,
             path,
             json=json,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or new_idempotency_key(),
             timeout=self.timeout,
         )
 
@@ -112,7 +117,8 @@ class Transport:
         multipart: Multipart,
         idempotency_key: Optional[str] = None,
     ) -> Any:
-        """Call a deployment's serving service with its serving JWT, waiting up to `serving_timeout` for the answer."""
+        """Call a deployment's serving service with its serving JWT, waiting up to `serving_timeout` for the answer;
+        like monitoring calls, each carries an Idempotency-Key of its own unless given one."""
         return self._with_jwt(
             method,
             serving_host,
@@ -120,7 +126,7 @@ class Transport:
             deployment_id,
             path,
             files=multipart,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or new_idempotency_key(),
             timeout=self.serving_timeout,
         )
 
@@ -227,6 +233,11 @@ class Transport:
             return _body_of(response)
         assert failure is not None
         raise failure
+
+
+def new_idempotency_key() -> str:
+    """A key for one logical call: random, so that two calls never share one, even from two processes."""
+    return str(uuid.uuid4())
 
 
 def _error_from(response: requests.Response) -> LoupeError:

@@ -1035,3 +1035,46 @@ def test_an_expired_serving_jwt_is_renewed_before_the_call(servers, deployment, 
         "Bearer serving-jwt-1",
         "Bearer serving-jwt-2",
     ]
+
+
+# ---------------------------------------------------------------- an Idempotency-Key on every monitoring call
+
+
+def test_a_monitoring_call_given_no_key_sends_one_of_its_own_and_reuses_it_on_retries(servers, client):
+    from loupe_sdk.http import Transport
+
+    transport = Transport(servers.platform.url, "token-1", backoff=0.0)
+    path = BASE + "/anything"
+    servers.oracle.script("POST", path, DROP, (502, error("bad gateway")), (200, {"ok": True}))
+    assert transport.monitoring("POST", servers.oracle.url, DEPLOYMENT_ID, path, json={}) == {"ok": True}
+    assert transport.monitoring("POST", servers.oracle.url, DEPLOYMENT_ID, path, json={}) == {"ok": True}
+    keys = [seen.headers.get("idempotency-key") for seen in servers.oracle.requests_to("POST", path)]
+    assert len(keys) == 4 and all(keys)
+    assert keys[0] == keys[1] == keys[2] and keys[3] != keys[0]
+    uuid.UUID(keys[0])
+
+
+def test_a_key_given_by_the_caller_is_the_one_sent(servers):
+    from loupe_sdk.http import Transport
+
+    transport = Transport(servers.platform.url, "token-1", backoff=0.0)
+    path = BASE + "/anything"
+    servers.oracle.script("POST", path, (200, {"ok": True}))
+    transport.monitoring("POST", servers.oracle.url, DEPLOYMENT_ID, path, json={}, idempotency_key="mine-1")
+    assert servers.oracle.requests_to("POST", path)[0].headers["idempotency-key"] == "mine-1"
+
+
+def test_a_monitor_retry_after_a_lost_answer_returns_the_stored_prediction_not_a_copy(servers, deployment):
+    stored = {**CREATED[1], "message": "this prediction was already processed (same Idempotency-Key); nothing was stored"}
+    # The first attempt was stored but its answer lost; the server refuses the retry's key with the stored one.
+    servers.oracle.script("POST", PREDICTIONS, DROP, (409, stored))
+    assert monitor_data(deployment)["id"] == CREATED[1]["id"]
+    first, retry = servers.oracle.requests_to("POST", PREDICTIONS)
+    assert first.headers["idempotency-key"] == retry.headers["idempotency-key"]
+
+
+def test_a_jwt_renewal_resends_the_same_key(servers, deployment):
+    servers.oracle.script("POST", PREDICTIONS, (401, error("jwt expired")), CREATED)
+    monitor_data(deployment)
+    keys = {seen.headers["idempotency-key"] for seen in servers.oracle.requests_to("POST", PREDICTIONS)}
+    assert len(keys) == 1 and servers.oracle.logins["monitoring"] == 2
