@@ -52,3 +52,9 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status = 413
+
+
+class ServiceUnavailable(ApiError):
+    """Something Loupe depends on (the database) is down for now: nothing was done, the request may be sent again."""
+
+    status = 503

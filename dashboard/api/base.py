@@ -1,17 +1,21 @@
 """The plumbing every API view shares: bearer authentication, JSON bodies, and errors answered as JSON."""
 import functools
 import json
+import logging
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt
 
-from dashboard.errors import ApiError, FieldError, PayloadTooLarge, Unauthorized, ValidationFailed
+from dashboard.errors import ApiError, FieldError, PayloadTooLarge, ServiceUnavailable, Unauthorized, ValidationFailed
 from dashboard.services.auth import api_token_authenticate, deployment_jwt_verify
+
+logger = logging.getLogger(__name__)
 
 
 def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
@@ -48,6 +52,16 @@ def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
             except RequestDataTooBig:
                 error = PayloadTooLarge("the request body is over the size limit", [FieldError("body", "too large")])
                 return JsonResponse(error.as_dict(), status=error.status)
+            except (OperationalError, InterfaceError):
+                # The database went away (a restart, a failover): the request's transaction did not commit, so
+                # nothing of it is stored; the client may send it again (with its Idempotency-Key).
+                logger.warning("database unavailable during %s %s", request.method, request.path, exc_info=True)
+                for connection in connections.all(initialized_only=True):
+                    connection.close_if_unusable_or_obsolete()
+                error = ServiceUnavailable(
+                    "the database is unavailable; nothing was stored, send the request again shortly",
+                    [FieldError("database", "unavailable")])
+                return JsonResponse(error.as_dict(), status=error.status, headers={"Retry-After": "5"})
 
         # Bearer credentials cannot be sent by another site's form; a session cookie can, so only it is CSRF-checked.
         return wrapper if auth == "session" else csrf_exempt(wrapper)
