@@ -18,7 +18,9 @@ from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.errors import ApiError, Forbidden, ValidationFailed
 from dashboard.query import QUERY_HELP
 from dashboard.models import AssetStatus, Role
-from dashboard.selectors.assets import DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page
+from dashboard.selectors.assets import (
+    DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page, predicted_assets_waiting_count,
+)
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.selectors.access import deployment_for_member, membership_require, role_require
@@ -76,6 +78,7 @@ def queue(request, deployment_id):
         "opened_at": timezone.now().isoformat(),
         "reference_size": settings.LOUPE_OUTLIER_REFERENCE_SIZE,
         "reference": outlier_reference_active(deployment=deployment),
+        "waiting": predicted_assets_waiting_count(deployment=deployment),
         "cards": [],
         "count": None,
         "next_cursor": None,

@@ -45,9 +45,10 @@ class PredictedAsset(models.Model):
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # The worker's per-frame work (thumbnail, outlier score, stats contribution) is done: stored with the frame so
-    # that a message lost with the broker is found again by the sweep; its sends are counted to give up on a frame
-    # whose work keeps failing.
+    # that a message lost with the broker is found again by the sweep. The sweep's sends are timed (one more only
+    # once the last had its grace period) and counted (to give up on a frame whose work keeps failing).
     processed_at = models.DateTimeField(null=True, blank=True)
+    process_sent_at = models.DateTimeField(null=True, blank=True)
     process_sends = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

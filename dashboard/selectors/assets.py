@@ -161,3 +161,9 @@ def predicted_asset_find(*, deployment: Deployment, **identifiers) -> PredictedA
             [FieldError(next(iter(given)), "matches several predicted assets; use id or oracle_prediction_id")]
         )
     return matches[0]
+
+
+def predicted_assets_waiting_count(*, deployment: Deployment) -> int:
+    """Frames of the deployment whose per-frame work (thumbnail, outlier score) is not done yet: a backlog after a
+    broker or worker outage, which the sweep is catching up (a partial index keeps this cheap)."""
+    return deployment.predicted_assets.filter(processed_at__isnull=True).count()

@@ -25,9 +25,9 @@ def task_send(*, task, args: tuple | list = (), kwargs: dict | None = None, queu
         options["countdown"] = countdown
     try:
         task.apply_async(tuple(args), kwargs or {}, **options)
-    except Exception:  # any transport's error (redis, filesystem, amqp): the database still holds the work
-        logger.warning("task %s%r not sent (the broker is unavailable); its sweep will send it again",
-                       task.name, tuple(args), exc_info=True)
+    except Exception as error:  # any transport's error (redis, filesystem, amqp): the database holds the work
+        logger.warning("task %s%r not sent (the broker is unavailable: %s); its sweep will send it again",
+                       task.name, tuple(args), error)
         return False
     return True
 

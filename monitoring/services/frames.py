@@ -3,6 +3,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboard.models import PredictedAsset
@@ -45,21 +46,21 @@ MAX_PROCESS_SENDS = 5
 
 
 def predicted_assets_catch_up(*, older_than: dt.timedelta, limit: int) -> int:
-    """Send the per-frame work again for frames stored more than `older_than` ago whose work is not done (its
-    message lost with the broker, a worker killed, a send that failed), oldest first, at most `limit` of them;
-    how many were sent. Safe to run twice at once: the work is idempotent, and each send is counted."""
+    """Send the per-frame work again for frames whose work is not done `older_than` after they were stored or last
+    sent (the message lost with the broker, a worker killed, a send that failed), oldest first, at most `limit` of
+    them; how many were sent. Safe to run twice at once: the work is idempotent, and each send is counted."""
     from monitoring import tasks
 
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
     waiting = list(
-        PredictedAsset.objects.filter(processed_at__isnull=True, created_at__lt=cutoff,
-                                      process_sends__lt=MAX_PROCESS_SENDS)
-        .order_by("created_at").values_list("pk", flat=True)[:limit]
+        PredictedAsset.objects.filter(processed_at__isnull=True, process_sends__lt=MAX_PROCESS_SENDS)
+        .annotate(last_sent=Coalesce("process_sent_at", "created_at")).filter(last_sent__lt=now - older_than)
+        .order_by("last_sent").values_list("pk", flat=True)[:limit]
     )
     sent = 0
     for asset_id in waiting:
         if not task_send(task=tasks.predicted_asset_process, args=[str(asset_id)]):
             break  # the broker is down: the next run starts again from the oldest
-        PredictedAsset.objects.filter(pk=asset_id).update(process_sends=F("process_sends") + 1)
+        PredictedAsset.objects.filter(pk=asset_id).update(process_sends=F("process_sends") + 1, process_sent_at=now)
         sent += 1
     return sent

@@ -199,7 +199,7 @@ def _asset_replace(deployment: Deployment, data: Data, frame: dict, warnings: li
         setattr(asset, name, value)
     asset.oracle_prediction_id = uuid.uuid4()
     asset.status, asset.outlier_score = AssetStatus.TO_REVIEW, None
-    asset.processed_at, asset.process_sends = None, 0  # the new prediction's work is still to do
+    asset.processed_at, asset.process_sent_at, asset.process_sends = None, None, 0  # the new prediction's work is still to do
     asset.reviewed_shapes = asset.reviewed_by = asset.reviewed_at = None
     asset.version += 1
     asset.save()
