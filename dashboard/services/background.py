@@ -24,7 +24,7 @@ def task_send(*, task, args: tuple | list = (), kwargs: dict | None = None, queu
     if countdown:
         options["countdown"] = countdown
     try:
-        task.apply_async(tuple(args), kwargs or {}, **options)
+        task.apply_async(args=tuple(args), kwargs=kwargs or {}, **options)
     except Exception as error:  # any transport's error (redis, filesystem, amqp): the database holds the work
         logger.warning("task %s%r not sent (the broker is unavailable: %s); its sweep will send it again",
                        task.name, tuple(args), error)

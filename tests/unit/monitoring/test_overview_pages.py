@@ -95,7 +95,7 @@ def test_quality_is_computed_by_a_worker_then_read(client, users, detection, fra
     from monitoring import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.quality_report_compute, "delay", lambda report_id: sent.append(report_id))
+    monkeypatch.setattr(tasks.quality_report_compute, "apply_async", lambda args, **options: sent.append(args[0]))
     login(client, "ml_lead")
     with django_capture_on_commit_callbacks(execute=True):
         first = client.get(f"/deployments/{detection.id}/monitoring/quality/?range=24h")
