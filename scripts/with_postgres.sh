@@ -42,6 +42,8 @@ CONF
     { cat "$tmp/server.log" >&2; exit 1; }
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+# For the tests that restart the cluster during their run (tests/integration/test_faults.py).
+export LOUPE_TEST_PGDATA=$pgdata LOUPE_TEST_PG_BINDIR=$bindir
 echo "with_postgres: PostgreSQL $("$bindir/postgres" -V | awk '{print $3}') at $DATABASE_URL"
 rc=0
 "$@" || rc=$?

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, redis_up, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # Generous: two cores shared with the rest of the suite, and the first start migrates and seeds.
@@ -50,15 +50,6 @@ def alive(pid):
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"  # a zombie is dead
     except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def redis_answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
         return False
 
 
@@ -191,7 +182,7 @@ def test_a_killed_redis_is_restarted_and_a_task_still_runs(loupe):
     with web_watched(loupe):
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: loupe.restarted("redis", old), timeout=BACK_TIMEOUT)
-        wait_until(lambda: redis_answers(loupe.redis_port), timeout=BACK_TIMEOUT, message="no PONG on the same port")
+        wait_until(lambda: redis_up(loupe.redis_port), timeout=BACK_TIMEOUT, message="no PONG on the same port")
     assert "run: redis was killed by SIGKILL" in loupe.output()
 
     # The same REDIS_URL still works for the web (which enqueues) and the worker (which makes the thumbnail).
