@@ -12,6 +12,7 @@ task and the review services ask for a refresh soon (one task per deployment at 
 reconciles anything a lost task or a stopped worker missed.
 """
 import datetime as dt
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from dashboard.models import AssetStatus, AssetTerm, Deployment, PredictedAsset, Prediction
-from dashboard.services.background import task_send_on_commit
+from dashboard.services.background import task_send
 from dashboard.shapes import shape_area
 from monitoring.features import FEATURE_VERSION, IMAGE_STAT_INDEX
 from monitoring.histograms import BINS, bin_edges
@@ -273,9 +274,12 @@ def _refresh_batch(deployment: Deployment, margin: dt.timedelta) -> int:
             _accumulate(deltas, old, -1)
             _accumulate(deltas, contributions[asset.pk], +1)
         _write(deployment.pk, deltas)
+        # An asset marked stale since it was read here (its frame work or a review, which do not wait for the
+        # state lock) has a row already: it keeps `stale`, takes what was counted now, and is counted again next time.
         StatsContribution.objects.bulk_create(
             [StatsContribution(asset_id=asset.pk, deployment_id=deployment.pk, stale=False,
-                               counted=contributions[asset.pk]) for asset in new_assets], batch_size=500)
+                               counted=contributions[asset.pk]) for asset in new_assets], batch_size=500,
+            update_conflicts=True, unique_fields=["asset"], update_fields=["counted"])
         for asset in stale_assets:
             row = stale[asset.pk]
             row.stale, row.counted = False, contributions[asset.pk]
@@ -303,7 +307,15 @@ def stats_mark_deployment_stale(*, deployment_id) -> None:
 
 
 def stats_refresh_soon(*, deployment_id) -> None:
-    """Ask for a refresh of the deployment's rollups after this transaction commits; one is queued at a time."""
+    """Ask for a refresh of the deployment's rollups after this transaction commits; one is queued at a time.
+
+    The request touches the deployment's state row only after the commit: a refresh locks that row before the
+    contributions, so a transaction that marked contributions stale and then waited for the state row would deadlock
+    with it. A request lost between the commit and here is found by the reconcile (the stale rows say so)."""
+    transaction.on_commit(functools.partial(_refresh_request, deployment_id))
+
+
+def _refresh_request(deployment_id) -> None:
     from monitoring import tasks
 
     requested = StatsState.objects.filter(deployment_id=deployment_id, refresh_requested=False).update(
@@ -314,8 +326,7 @@ def stats_refresh_soon(*, deployment_id) -> None:
                                                         defaults={"refresh_requested": True})
     if requested:
         # Not sent (the broker is down): the beat's reconcile finds the request flag set.
-        task_send_on_commit(task=tasks.stats_refresh, args=[str(deployment_id)],
-                            countdown=settings.LOUPE_STATS_REFRESH_DELAY)
+        task_send(task=tasks.stats_refresh, args=[str(deployment_id)], countdown=settings.LOUPE_STATS_REFRESH_DELAY)
 
 
 def stats_deployments_behind() -> list:

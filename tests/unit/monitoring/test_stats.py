@@ -217,3 +217,32 @@ def test_rebuild_stats_counts_everything_again_with_a_progress_bar(detection, fr
     assert "Counted 3 assets" in out.getvalue() and "3/3" in capsys.readouterr().err
     assert stored(detection) == recounted(detection)
     assert stats_rebuild(deployment=detection) == 3
+
+
+def test_an_asset_marked_stale_while_a_refresh_counts_it_is_counted_again_not_refused(detection, frame, monkeypatch):
+    from monitoring.services import stats
+
+    first, _ = frame(1), frame(2)
+    count_assets = stats._contributions
+
+    def marked_meanwhile(assets):
+        # Its frame work (or a review) marks it stale between the refresh's read and its write, as another worker
+        # does without waiting for the refresh's lock.
+        stats_mark_stale(deployment_id=detection.pk, asset_ids=[first.pk])
+        return count_assets(assets)
+
+    monkeypatch.setattr(stats, "_contributions", marked_meanwhile)
+    assert stats_refresh(deployment=detection) == 2  # no duplicate key: the row made meanwhile is taken over
+    assert list(StatsContribution.objects.filter(stale=True).values_list("asset_id", flat=True)) == [first.pk]
+    monkeypatch.undo()
+    stats_refresh(deployment=detection)
+    assert not StatsContribution.objects.filter(stale=True).exists()
+    assert stored(detection) == recounted(detection)
+
+
+def test_a_refresh_is_requested_only_once_the_change_commits(detection, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        stats_refresh_soon(deployment_id=detection.pk)
+        # Inside the change's transaction the state row is not touched (a refresh holding it cannot deadlock us).
+        assert not StatsState.objects.filter(deployment=detection, refresh_requested=True).exists()
+    assert len(callbacks) == 1
