@@ -35,7 +35,12 @@ def test_result_backend_round_trip(celery_worker_live):
     assert User.objects.filter(username="infra-smoke-result").exists()
 
 
-def test_worker_answers_control_ping(celery_worker_live):
+def test_worker_answers_control_ping(celery_worker_live, wait_until):
     name = celery_worker_live.hostname
-    replies = celery_worker_live.app.control.ping(destination=[name], limit=1, timeout=10)
-    assert any(name in reply for reply in replies), replies
+
+    def answered():
+        # A broadcast sent before the worker's control consumer is up reaches nobody: ask again until it is.
+        replies = celery_worker_live.app.control.ping(destination=[name], limit=1, timeout=2)
+        return any(name in reply for reply in replies)
+
+    wait_until(answered, timeout=30, interval=0.5, message=f"worker {name} never answered a control ping")
