@@ -15,6 +15,7 @@ from dashboard.models import (
 )
 from dashboard.services.auth import TOKEN_PREFIX, token_digest
 from dashboard.services.deployments import labels_adopt
+from monitoring.services.frames import deployment_frames_process
 from monitoring.services.ingest import prediction_ingest
 from pipelines.services.feedback_loop import feedback_loop_setup
 from serving.contracts import contract_validate
@@ -62,6 +63,12 @@ def demo_seed(*, count: int, progress: Callable[[str], None] = lambda message: N
         _demo_onnx_shadow(deployment, spec)
     for deployment in deployments:
         _demo_training_dataset(deployment)
+    for deployment in deployments:
+        # Scored, thumbnailed and counted here, in batches, so the queue is ranked when the first page opens
+        # (one task per frame would keep a worker busy for minutes after start-up).
+        if deployment.predicted_assets.filter(processed_at__isnull=True).exists():
+            progress(f"{deployment.name}: thumbnails, outlier scores and stats of its frames…")
+            deployment_frames_process(deployment=deployment)
     return {
         "organization": organization.name,
         "deployments": [{"id": str(d.id), "name": d.name, "type": d.type} for d in deployments],

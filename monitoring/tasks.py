@@ -13,7 +13,9 @@ from monitoring.services import frames, outliers, quality, stats, training_data
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
     """The worker's share of one monitored frame, the one task ingest enqueues (see frames.predicted_asset_process)."""
-    asset = PredictedAsset.objects.select_related("deployment", "data").filter(pk=asset_id).first()
+    # A frame processed already (a second send by the sweep, or done in process by the demo's seeding) is left.
+    asset = PredictedAsset.objects.select_related("deployment", "data").filter(
+        pk=asset_id, processed_at__isnull=True).first()
     if asset is not None:
         frames.predicted_asset_process(asset=asset, thumbnail=thumbnail)
 

@@ -1,12 +1,13 @@
 """The per-frame work a worker does for each monitored frame once it is stored: its thumbnail, then its score."""
 import datetime as dt
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dashboard.models import PredictedAsset
+from dashboard.models import Data, PredictedAsset
 from dashboard.services.background import task_send
 from dashboard.services.datalake import data_open, data_thumbnail_make
 from monitoring.services.outliers import asset_outlier_score
@@ -64,3 +65,25 @@ def predicted_assets_catch_up(*, older_than: dt.timedelta, limit: int) -> int:
         PredictedAsset.objects.filter(pk=asset_id).update(process_sends=F("process_sends") + 1, process_sent_at=now)
         sent += 1
     return sent
+
+
+def deployment_frames_process(*, deployment, progress: Callable[[int], None] | None = None) -> int:
+    """The per-frame work of every waiting frame of the deployment done here, in batches, rather than one task per
+    frame: thumbnails, then one rescore (features in batches, one reference, every score at once), then the stats;
+    the frames are marked processed, so their queued tasks find nothing to do. How many frames it processed.
+
+    For a process that stores many frames before any worker runs (the demo's seeding)."""
+    from monitoring.services.outliers import deployment_rescore
+    from monitoring.services.stats import stats_refresh
+
+    waiting = deployment.predicted_assets.filter(processed_at__isnull=True)
+    pending = list(waiting.values_list("pk", flat=True))
+    if not pending:
+        return 0
+    datas = Data.objects.filter(pk__in=waiting.values("data_id"), thumbnail="")
+    for data in datas.iterator(chunk_size=200):
+        data_thumbnail_make(data=data, size=settings.LOUPE_THUMBNAIL_SIZE)
+    deployment_rescore(deployment=deployment, progress=progress)
+    PredictedAsset.objects.filter(pk__in=pending, processed_at__isnull=True).update(processed_at=timezone.now())
+    stats_refresh(deployment=deployment)
+    return len(pending)

@@ -17,3 +17,26 @@ def test_demo_gives_each_deployment_a_training_dataset_fed_by_its_loop(db, setti
         assert first.annotation.shapes == champion.shapes and first.source_asset_id is None
         loop = FeedbackLoop.objects.get(deployment=deployment)
         assert loop.active and list(loop.dataset_versions.all()) == [version]
+
+
+def test_the_demo_is_ranked_thumbnailed_and_counted_before_any_worker_runs(db, settings, django_capture_on_commit_callbacks):
+    from dashboard.models import Data, PredictedAsset
+    from demo.services import demo_seed
+    from monitoring.models import StatsContribution
+    from monitoring.tasks import predicted_asset_process
+
+    settings.LOUPE_OUTLIER_REFERENCE_SIZE = 10
+    with django_capture_on_commit_callbacks(execute=False):  # the tasks ingest sends: no worker runs them here
+        demo_seed(count=14)
+    assets = PredictedAsset.objects.all()
+    assert assets.count() == 3 * 14
+    assert not assets.filter(processed_at__isnull=True).exists()
+    assert not assets.filter(outlier_score__isnull=True).exists()
+    assert not Data.objects.filter(thumbnail="").exists()
+    assert StatsContribution.objects.filter(stale=False).count() == assets.count()
+    # The task queued for a frame at ingest, run later by the worker, finds its work done and changes nothing.
+    asset = assets.order_by("-outlier_score").first()
+    processed_at, score = asset.processed_at, asset.outlier_score
+    predicted_asset_process(str(asset.pk))
+    asset.refresh_from_db()
+    assert (asset.processed_at, asset.outlier_score) == (processed_at, score)
