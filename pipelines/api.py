@@ -91,7 +91,8 @@ def feedback_loop_submit_view(request: HttpRequest, deployment_id):
     else:
         assets = predicted_assets_matching(deployment=deployment).filter(pk__in=_asset_ids(ids, deployment))
     result = feedback_loop_submit(deployment=deployment, assets=assets)
-    return 200, {"submitted": result.submitted, "skipped": result.skipped}
+    return 200, {"submitted": result.submitted, "skipped": result.skipped, "added": result.added,
+                 "updated": result.updated}
 
 
 def _asset_ids(ids, deployment) -> list[uuid.UUID]:

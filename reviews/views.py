@@ -258,7 +258,8 @@ def queue_submit(request, deployment_id):
     if request.method == "POST":
         try:
             result = feedback_loop_submit(deployment=deployment, assets=assets)
-            context.update(done=True, submitted=result.submitted, skipped=result.skipped)
+            context.update(done=True, submitted=result.submitted, skipped=result.skipped, added=result.added,
+                           updated=result.updated)
         except ValidationFailed as error:
             context["error"] = error.message
         return render(request, "reviews/submit.html", context)

@@ -66,6 +66,8 @@ class DatasetAsset(models.Model):
                 condition=models.Q(source_asset__isnull=False),
                 name="dataset_asset_unique_source",
             ),
+            # One asset per image in a version: a new annotation of the image replaces the old one.
+            models.UniqueConstraint(fields=["version", "data"], name="dataset_asset_unique_data"),
         ]
         indexes = [models.Index(fields=["version", "created_at"], name="dataset_asset_by_time")]
 

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.core.files import File
@@ -82,6 +83,49 @@ def dataset_version_copy(*, version: DatasetVersion, name: str) -> DatasetVersio
             DatasetAsset.objects.bulk_create(rows)
             Annotation.objects.bulk_create(annotations)
     return copy
+
+
+@dataclass(frozen=True)
+class AssetPut:
+    """One image with its annotation, to put in a dataset version."""
+
+    data_id: object
+    filename: str
+    width: int
+    height: int
+    shapes: list
+    created_by_id: object = None
+    source_asset_id: object = None
+
+
+def dataset_assets_put(*, version: DatasetVersion, items: list[AssetPut]) -> tuple[int, int]:
+    """Put images and their annotations in the version, one asset per image: an image the version has already (the
+    same Data) has its annotation replaced by the one given, the newest; of several items with one image, the last
+    wins. Returns (added, updated). Call it inside a transaction: the version's rows of these images are locked."""
+    latest = {item.data_id: item for item in items}
+    existing = {asset.data_id: asset for asset in DatasetAsset.objects.select_for_update(of=("self",))
+                .filter(version=version, data_id__in=list(latest)).select_related("annotation")}
+    new = [item for data_id, item in latest.items() if data_id not in existing]
+    rows = [DatasetAsset(version=version, data_id=item.data_id, filename=item.filename, width=item.width,
+                         height=item.height, source_asset_id=item.source_asset_id) for item in new]
+    DatasetAsset.objects.bulk_create(rows, batch_size=500)
+    Annotation.objects.bulk_create([Annotation(asset=row, shapes=item.shapes, created_by_id=item.created_by_id)
+                                    for row, item in zip(rows, new)], batch_size=500)
+    changed, annotations, missing = [], [], []
+    for data_id, asset in existing.items():
+        item = latest[data_id]
+        asset.filename, asset.width, asset.height = item.filename, item.width, item.height
+        asset.source_asset_id = item.source_asset_id or asset.source_asset_id
+        changed.append(asset)
+        if hasattr(asset, "annotation"):
+            asset.annotation.shapes, asset.annotation.created_by_id = item.shapes, item.created_by_id
+            annotations.append(asset.annotation)
+        else:
+            missing.append(Annotation(asset=asset, shapes=item.shapes, created_by_id=item.created_by_id))
+    DatasetAsset.objects.bulk_update(changed, ["filename", "width", "height", "source_asset"], batch_size=500)
+    Annotation.objects.bulk_update(annotations, ["shapes", "created_by"], batch_size=500)
+    Annotation.objects.bulk_create(missing)
+    return len(new), len(changed)
 
 
 def dataset_version_check(*, deployment: Deployment, dataset_version: DatasetVersion, field: str = "dataset_version_id") -> None:
@@ -185,17 +229,18 @@ def dataset_import_coco(*, version: DatasetVersion, coco: dict, images: dict[str
         # Names the version already has win: the file adds classes, it does not rename them.
         version.labels = {**{str(k): v for k, v in categories.items()}, **locked.labels}
         version.save(update_fields=["labels"])
+        items = []
         for entry in entries.values():
             stored = image_store(content=entry["content"], facts=entry["facts"])
             data, _ = data_get_or_create(
                 organization_id=version.dataset.organization_id, stored=stored, facts=entry["facts"],
                 filename=posixpath.basename(entry["name"]), source="dataset", tags=[], metadata={},
             )
-            asset = DatasetAsset.objects.create(
-                version=version, data=data, filename=posixpath.basename(entry["name"]),
-                width=entry["width"], height=entry["height"],
-            )
-            Annotation.objects.create(asset=asset, shapes=entry["shapes"], created_by=user)
+            items.append(AssetPut(data_id=data.pk, filename=posixpath.basename(entry["name"]), width=entry["width"],
+                                  height=entry["height"], shapes=entry["shapes"],
+                                  created_by_id=getattr(user, "pk", None)))
+        # An image the version holds already gets the file's annotation instead of a second copy.
+        dataset_assets_put(version=version, items=items)
     return len(entries)
 
 

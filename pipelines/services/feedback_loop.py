@@ -6,8 +6,8 @@ from django.db.models import F, QuerySet
 
 from dashboard.errors import FieldError, ValidationFailed
 from dashboard.fields import Fields
-from dashboard.models import Annotation, AssetStatus, DatasetAsset, DatasetVersion, Deployment, PredictedAsset
-from dashboard.services.datasets import dataset_version_check
+from dashboard.models import AssetStatus, DatasetVersion, Deployment, PredictedAsset
+from dashboard.services.datasets import AssetPut, dataset_assets_put, dataset_version_check
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 from pipelines.models import FeedbackLoop
 from pipelines.services.training import continuous_training_check
@@ -17,6 +17,8 @@ from pipelines.services.training import continuous_training_check
 class SubmitResult:
     submitted: int
     skipped: int
+    added: int = 0  # images new to the versions (summed over the attached versions)
+    updated: int = 0  # images the versions held already, whose annotation the newest review replaced
 
 
 def _loop_of(deployment: Deployment) -> FeedbackLoop:
@@ -94,16 +96,16 @@ def feedback_loop_submit(*, deployment: Deployment, assets: QuerySet[PredictedAs
             if PredictedAsset.objects.filter(pk=asset.pk, status=AssetStatus.REVIEWED)
             .update(status=AssetStatus.SUBMITTED, version=F("version") + 1)
         ]
-        rows, annotations = [], []
+        # A version keeps one asset per image: an image it holds already (submitted before from another frame of
+        # the same image, or imported) takes the newest review as its annotation.
+        newest_last = sorted(claimed, key=lambda asset: (asset.reviewed_at is not None, asset.reviewed_at, asset.pk))
+        items = [AssetPut(data_id=asset.data_id, filename=asset.filename or asset.data.filename, width=asset.width,
+                          height=asset.height, shapes=asset.reviewed_shapes or [], created_by_id=asset.reviewed_by_id,
+                          source_asset_id=asset.pk) for asset in newest_last]
+        added = updated = 0
         for version in versions:
-            for asset in claimed:
-                row = DatasetAsset(version=version, data=asset.data, filename=asset.filename or asset.data.filename,
-                                   width=asset.width, height=asset.height, source_asset=asset)
-                rows.append(row)
-                annotations.append(Annotation(asset=row, shapes=asset.reviewed_shapes or [],
-                                              created_by_id=asset.reviewed_by_id))
-        DatasetAsset.objects.bulk_create(rows)
-        Annotation.objects.bulk_create(annotations)
+            version_added, version_updated = dataset_assets_put(version=version, items=items)
+            added, updated = added + version_added, updated + version_updated
         if claimed:
             stats_mark_stale(deployment_id=deployment.pk, asset_ids=[asset.pk for asset in claimed])
             stats_refresh_soon(deployment_id=deployment.pk)
@@ -113,7 +115,7 @@ def feedback_loop_submit(*, deployment: Deployment, assets: QuerySet[PredictedAs
             )
             # In this transaction, after the count: of racing submits, the one that crossed the threshold starts it.
             continuous_training_check(deployment=deployment)
-    return SubmitResult(submitted=len(claimed), skipped=len(candidates) - len(claimed))
+    return SubmitResult(submitted=len(claimed), skipped=len(candidates) - len(claimed), added=added, updated=updated)
 
 
 def _labels_adopt(deployment: Deployment, versions: list[DatasetVersion]) -> None:

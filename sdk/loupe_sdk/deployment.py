@@ -474,7 +474,8 @@ class Deployment:
     ) -> Dict[str, int]:
         """Add REVIEWED predicted assets (given, or matching the query `q`) to the feedback loop's versions.
 
-        Returns {"submitted": n, "skipped": m}; assets not REVIEWED are skipped. Give assets or q, not both.
+        Returns {"submitted", "skipped", "added", "updated"}; assets not REVIEWED are skipped, and an image a
+        dataset version holds already is updated with the newest review, not added twice. Give assets or q, not both.
         """
         if (predicted_assets is None) == (q is None):
             raise ValueError("give predicted_assets or q, not both")

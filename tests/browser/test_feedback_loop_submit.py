@@ -42,6 +42,8 @@ def test_three_reviewed_predictions_reach_the_coco_export(page, live_server, use
     page.screenshot(path=str(screenshot_dir / "submit-confirm.png"), full_page=True)
     page.click("[data-testid=confirm-submit]")
     assert page.locator("[data-testid=submitted]").inner_text() == "3 predictions submitted"
+    assert page.locator("[data-testid=submit-images]").inner_text() == "3 new images, 0 updated"
+    page.screenshot(path=str(screenshot_dir / "submit-done.png"), full_page=True)
 
     statuses = {asset.id: PredictedAsset.objects.get(pk=asset.id).status for asset in assets}
     assert [statuses[asset.id] for asset in assets] == [AssetStatus.SUBMITTED] * 3 + [AssetStatus.TO_REVIEW] * 2

@@ -152,7 +152,7 @@ def test_submit_adds_only_reviewed_assets_with_their_review(api, api_tokens, det
     ids = [str(a.id) for a in reviewed + to_review + submitted]
     response = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"],
                    {"predicted_asset_ids": ids})
-    assert response.status_code == 200 and response.json() == {"submitted": 2, "skipped": 2}
+    assert response.status_code == 200 and response.json() == {"submitted": 2, "skipped": 2, "added": 2, "updated": 0}
     added = DatasetAsset.objects.filter(version=dataset_versions[0]).select_related("annotation")
     assert {a.source_asset_id for a in added} == {a.id for a in reviewed}
     first = added.get(source_asset=reviewed[0])
@@ -216,7 +216,7 @@ def test_submit_by_query(api, api_tokens, detection, loop, assets):
     assets(1, AssetStatus.TO_REVIEW)
     response = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"],
                    {"q": "status:REVIEWED"})
-    assert response.json() == {"submitted": 2, "skipped": 0}
+    assert response.json() == {"submitted": 2, "skipped": 0, "added": 2, "updated": 0}
     again = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"], {"q": ""})
     assert again.json() == {"submitted": 0, "skipped": 3} or again.status_code == 400
     bad = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"], {"q": "status:"})
