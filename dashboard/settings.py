@@ -154,6 +154,8 @@ LOUPE_EXPORT_KEEP_DAYS = float(os.environ.get("LOUPE_EXPORT_KEEP_DAYS", "7"))  #
 LOUPE_STATS_REFRESH_DELAY = float(os.environ.get("LOUPE_STATS_REFRESH_DELAY", "1"))
 LOUPE_STATS_MINUTE_DAYS = float(os.environ.get("LOUPE_STATS_MINUTE_DAYS", "14"))
 LOUPE_STATS_HOUR_DAYS = float(os.environ.get("LOUPE_STATS_HOUR_DAYS", "400"))
+# GET /metrics (Prometheus) answers only with this bearer token; unset, it answers 404.
+LOUPE_METRICS_TOKEN = os.environ.get("LOUPE_METRICS_TOKEN", "")
 # Rounds of the paired bootstrap comparing shadow and champion on the same reviewed images.
 LOUPE_QUALITY_BOOTSTRAP_ROUNDS = int(os.environ.get("LOUPE_QUALITY_BOOTSTRAP_ROUNDS", 1000))
 # How many of a deployment's first predictions make its outlier reference until a training set is given.
