@@ -114,3 +114,30 @@ def test_invite_accept_create_retire_refuse_and_403(browser, page, live_server, 
     invitee.screenshot(path=str(screenshot_dir / "admin-labeler-403.png"), full_page=True)
     invitee_context.close()
     assert problems == []
+
+
+def test_a_superuser_creates_an_organization_and_its_admin_switches_to_it(page, live_server, users, django_user_model,
+                                                                         screenshot_dir):
+    from tests.fixtures import PASSWORD
+
+    django_user_model.objects.create_superuser(username="root", password=PASSWORD)
+    log_in(page, live_server, "root")
+    page.click("nav.nav >> text=Organizations")
+    form = page.locator("[data-testid=organization-form]")
+    form.locator("input[name=name]").fill("Initech")
+    form.locator("input[name=admin]").fill("admin")
+    form.locator("button").click()
+    assert "Initech created; admin is its admin" in page.content()
+    page.screenshot(path=str(screenshot_dir / "admin-organization-new.png"), full_page=True)
+
+    page.click("text=Log out")
+    log_in(page, live_server, "admin")
+    switcher = page.locator("[data-testid=org-switch] select")
+    assert switcher.locator("option").all_inner_texts() == ["Acme Vision", "Initech"]
+    assert page.locator("h1").inner_text().endswith("of Acme Vision")
+    switcher.select_option(label="Initech")  # htmx posts the choice on change and the page reloads
+    from playwright.sync_api import expect
+
+    expect(page.locator("h1")).to_contain_text("of Initech")
+    assert "No deployments yet" in page.content()
+    page.screenshot(path=str(screenshot_dir / "admin-org-switcher.png"), full_page=True)
