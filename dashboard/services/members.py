@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -86,8 +87,6 @@ def invitation_create(*, organization: Organization, invitee: str, role: str, cr
     email, username = (invitee, "") if "@" in invitee else ("", invitee)
     if email:
         try:
-            from django.core.validators import validate_email
-
             validate_email(email)
         except ValidationError:
             raise ValidationFailed.from_errors([FieldError("invitee", f"{email!r} is not a valid email address")]) from None
