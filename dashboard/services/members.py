@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -22,14 +23,19 @@ from dashboard.services.auth import token_digest
 INVITATION_PREFIX = "inv_"
 
 
-def _other_admins_exist(membership: Membership) -> bool:
-    # Locks the organization's admin rows, so that two admins demoting each other at once cannot both succeed.
-    admins = (
+def _locked_with_admins(membership: Membership) -> tuple[Membership, bool]:
+    """The membership, re-read, and whether another admin of its organization exists, with the target and every
+    admin row locked in one ordered query: two admins demoting each other at once cannot both succeed, nor
+    deadlock."""
+    rows = list(
         Membership.objects.select_for_update()
-        .filter(organization_id=membership.organization_id, role=Role.ADMIN)
-        .values_list("pk", flat=True)
+        .filter(Q(organization_id=membership.organization_id, role=Role.ADMIN) | Q(pk=membership.pk))
+        .order_by("pk")
     )
-    return any(pk != membership.pk for pk in admins)
+    target = next((row for row in rows if row.pk == membership.pk), None)
+    if target is None:
+        raise NotFound("this member is no longer in the organization")
+    return target, any(row.pk != target.pk and row.role == Role.ADMIN for row in rows)
 
 
 def _role(value, field: str = "role") -> str:
@@ -41,10 +47,10 @@ def _role(value, field: str = "role") -> str:
 def membership_role_change(*, membership: Membership, role: str, actor: AbstractBaseUser) -> Membership:
     role = _role(role)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+        membership, other_admins = _locked_with_admins(membership)
         if membership.role == role:
             return membership
-        if membership.role == Role.ADMIN and not _other_admins_exist(membership):
+        if membership.role == Role.ADMIN and not other_admins:
             raise Conflict(
                 f"{membership.user.get_username()} is the last admin of {membership.organization.name}; "
                 "make another member admin first",
@@ -61,8 +67,8 @@ def membership_role_change(*, membership: Membership, role: str, actor: Abstract
 def membership_remove(*, membership: Membership, actor: AbstractBaseUser) -> None:
     """The member loses the organization at once (pages, API tokens, JWTs); what they reviewed keeps their name."""
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
-        if membership.role == Role.ADMIN and not _other_admins_exist(membership):
+        membership, other_admins = _locked_with_admins(membership)
+        if membership.role == Role.ADMIN and not other_admins:
             raise Conflict(
                 f"{membership.user.get_username()} is the last admin of {membership.organization.name}; "
                 "make another member admin first",
