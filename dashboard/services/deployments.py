@@ -58,14 +58,18 @@ def _class_id(value) -> int | None:
 
 
 def deployment_create(*, organization: Organization, name, type, labels, min_threshold=None, tags=None,
-                      actor: AbstractBaseUser | None) -> Deployment:
-    """A deployment with its label map, stored whole or not at all; every refusal names its field."""
+                      actor: AbstractBaseUser | None, form_errors: list[FieldError] | None = None) -> Deployment:
+    """A deployment with its label map, stored whole or not at all; every refusal names its field.
+
+    `form_errors` are refusals the caller met reading its own form (a page's label lines), answered with these."""
     fields = Fields()
+    fields.errors.extend(form_errors or [])
     name = fields.text(name, "name", max_length=100, required=True)
     if type not in InferenceType.values:
         fields.refuse("type", f"must be one of {', '.join(InferenceType.values)}, not {type!r}")
     label_map = label_map_parse(labels, fields) if labels is not None else {}
-    if labels is not None and not label_map and not fields.errors:
+    if labels is not None and not label_map and not form_errors and not any(
+            error.field.startswith("labels") for error in fields.errors):
         fields.refuse("labels", "needs at least one class")
     elif labels is None:
         fields.refuse("labels", "is required: a map of class id to name")

@@ -14,8 +14,8 @@ from dashboard.services.deployments import (
 )
 
 
-def label_lines_parse(text: str) -> dict[str, str]:
-    """The form's label map, one "class id: name" per line, as the API's {"1": "car"}; lines name their faults."""
+def label_lines_parse(text: str) -> tuple[dict[str, str], list[FieldError]]:
+    """The form's label map, one "class id: name" per line, as the API's {"1": "car"}, and the lines at fault."""
     labels: dict[str, str] = {}
     errors = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -28,9 +28,7 @@ def label_lines_parse(text: str) -> dict[str, str]:
             errors.append(FieldError(f"labels (line {number})", f"class id {int(class_id)} is given twice"))
         else:
             labels[str(int(class_id))] = name.strip()
-    if errors:
-        raise ValidationFailed.from_errors(errors)
-    return labels
+    return labels, errors
 
 
 def _tags(text: str) -> list[str]:
@@ -55,11 +53,12 @@ def deployment_new(request, organization_id):
     errors = []
     if request.method == "POST":
         form = {key: request.POST.get(key, "") for key in form}
+        labels, line_errors = label_lines_parse(form["labels"])
         try:
             deployment = deployment_create(
-                organization=organization, name=form["name"], type=form["type"],
-                labels=label_lines_parse(form["labels"]), min_threshold=_threshold(form["min_threshold"]),
-                tags=_tags(form["tags"]), actor=request.user,
+                organization=organization, name=form["name"], type=form["type"], labels=labels,
+                min_threshold=_threshold(form["min_threshold"]), tags=_tags(form["tags"]), actor=request.user,
+                form_errors=line_errors,
             )
         except ApiError as error:
             errors = error.for_form()

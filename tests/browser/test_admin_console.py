@@ -75,6 +75,15 @@ def test_invite_accept_create_retire_refuse_and_403(browser, page, live_server, 
     form = page.locator("[data-testid=deployment-form]")
     form.locator("input[name=name]").fill("loading-bay")
     form.locator("select[name=type]").select_option("OBJECT_DETECTION")
+    form.locator("textarea[name=labels]").fill("1: pallet\nforklift")
+    form.locator("input[name=min_threshold]").fill("1.5")
+    form.locator("button").click()
+    errors = page.locator("[data-testid=form-errors]").inner_text()
+    assert "labels (line 2)" in errors and "min_threshold" in errors  # every refusal at once
+    assert not Deployment.objects.filter(name="loading-bay").exists()
+    page.screenshot(path=str(screenshot_dir / "admin-deployment-new-refused.png"), full_page=True)
+    form = page.locator("[data-testid=deployment-form]")
+    assert form.locator("input[name=name]").input_value() == "loading-bay"  # what was typed is kept
     form.locator("textarea[name=labels]").fill("1: pallet\n2: forklift\n3: person")
     form.locator("input[name=min_threshold]").fill("0.3")
     form.locator("input[name=tags]").fill("bay-4")
