@@ -23,6 +23,13 @@ class ApiError(Exception):
     def as_dict(self) -> dict:
         return {"message": self.message, "errors": [error.as_dict() for error in self.errors], **self.extra}
 
+    def for_form(self) -> list[dict]:
+        """The refusals a page lists beside its form: each field and rule, after the message when it says more."""
+        items = [error.as_dict() for error in self.errors]
+        if not items or not isinstance(self, ValidationFailed):
+            items.insert(0, {"field": "", "message": self.message})
+        return items
+
 
 class ValidationFailed(ApiError):
     status = 400

@@ -14,7 +14,7 @@ each with an optional "text"; a person's shape has no score. Conversions, each w
 Geometry: shape_bbox(), shape_area(), shape_iou(), shapes_scale(). Boxes on the wire are y-first, polygon points
 x-first.
 """
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from dashboard.errors import FieldError, ValidationFailed
@@ -46,8 +46,11 @@ def parse_raw_predictions(
     width: int,
     height: int,
     prefix: str = "raw_predictions",
+    retired: Mapping[int, str] | None = None,
 ) -> ParsedPrediction:
-    """Check one prediction against the rules of its deployment's type; collect every error, not just the first."""
+    """Check one prediction against the rules of its deployment's type; collect every error, not just the first.
+
+    `retired` (class id -> name) are classes still in the label map that new predictions may no longer use."""
     result = ParsedPrediction()
     errors = result.errors
     if not isinstance(raw, dict):
@@ -85,7 +88,7 @@ def parse_raw_predictions(
 
     known = set(class_ids)
     for index in range(count):
-        shape = _parse_shape(lists, index, inference_type, known, width, height, prefix, result)
+        shape = _parse_shape(lists, index, inference_type, known, width, height, prefix, result, retired or {})
         if shape is not None:
             result.shapes.append(shape)
     if errors:
@@ -93,7 +96,7 @@ def parse_raw_predictions(
     return result
 
 
-def _parse_shape(lists, index, inference_type, known, width, height, prefix, result) -> dict | None:
+def _parse_shape(lists, index, inference_type, known, width, height, prefix, result, retired) -> dict | None:
     errors = result.errors
     before = len(errors)
     label_id = lists["detection_classes"][index]
@@ -107,6 +110,12 @@ def _parse_shape(lists, index, inference_type, known, width, height, prefix, res
                 f"unknown class id {label_id} (the deployment's label map has: {listed})",
             )
         )
+    elif label_id in retired:
+        errors.append(FieldError(
+            f"{prefix}.detection_classes[{index}]",
+            f"class {label_id} ({retired[label_id]}) is retired in the deployment's label map; new predictions "
+            "may not use it",
+        ))
     score = lists["detection_scores"][index]
     if not is_finite_number(score):
         errors.append(FieldError(f"{prefix}.detection_scores[{index}]", f"must be a finite number, not {score!r}"))

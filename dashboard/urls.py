@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views import defaults
 
 from dashboard.api import auth, datasets as datasets_api, platform
-from dashboard.views import datasets, pages, tokens
+from dashboard.views import datasets, deployment_admin, members, pages, tokens
 
 api = [
     path("auth/login", auth.auth_login, name="api-auth-login"),
@@ -14,6 +14,9 @@ api = [
     path("organizations", platform.organizations, name="api-organizations"),
     path("deployments", platform.deployments, name="api-deployments"),
     path("deployment/<uuid:deployment_id>", platform.deployment_detail, name="api-deployment"),
+    path("deployment/<uuid:deployment_id>/tags", platform.deployment_tags, name="api-deployment-tags"),
+    path("deployment/<uuid:deployment_id>/workers", platform.deployment_workers, name="api-deployment-workers"),
+    path("deployment/<uuid:deployment_id>/labels", platform.deployment_labels, name="api-deployment-labels"),
     path("deployment/<uuid:deployment_id>/predictedassets", platform.predicted_assets, name="api-predicted-assets"),
     path(
         "deployment/<uuid:deployment_id>/predictedassets/find",
@@ -42,6 +45,25 @@ urlpatterns = [
     path("datasets/exports/<uuid:job_id>/download", datasets.export_job_download, name="export-job-download"),
     path("settings/tokens/", tokens.token_list, name="token-list"),
     path("settings/tokens/<int:token_id>/revoke", tokens.token_revoke, name="token-revoke"),
+    # The admin's console (dashboard.views.members and deployment_admin): every view checks the admin role.
+    path("organizations/new/", members.organization_new, name="organization-new"),
+    path("organizations/switch", members.organization_switch, name="organization-switch"),
+    path("organizations/<uuid:organization_id>/members/", members.member_list, name="member-list"),
+    path("organizations/<uuid:organization_id>/members/<int:membership_id>/role", members.member_role,
+         name="member-role"),
+    path("organizations/<uuid:organization_id>/members/<int:membership_id>/remove", members.member_remove,
+         name="member-remove"),
+    path("organizations/<uuid:organization_id>/invitations/<int:invitation_id>/withdraw", members.invitation_withdraw,
+         name="invitation-withdraw"),
+    path("organizations/<uuid:organization_id>/audit/", members.audit_log, name="audit-log"),
+    path("organizations/<uuid:organization_id>/deployments/new", deployment_admin.deployment_new,
+         name="deployment-new"),
+    path("invitations/<str:token>/", members.invitation_accept_page, name="invitation-accept"),
+    path("deployments/<uuid:deployment_id>/settings/", deployment_admin.deployment_settings, name="deployment-settings"),
+    path("deployments/<uuid:deployment_id>/settings/labels", deployment_admin.deployment_label_change,
+         name="deployment-labels"),
+    path("deployments/<uuid:deployment_id>/settings/delete", deployment_admin.deployment_remove,
+         name="deployment-delete"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("", include("monitoring.urls")),

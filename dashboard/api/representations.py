@@ -5,7 +5,7 @@ from django.urls import reverse
 from dashboard.shapes import shapes_to_raw
 from dashboard.selectors.deployments import status_counts
 from dashboard.selectors.predictions import asset_predictions
-from dashboard.models import Deployment, ModelVersion, PredictedAsset, Prediction
+from dashboard.models import Deployment, Label, ModelVersion, PredictedAsset, Prediction
 
 
 def public_base_url(request) -> str:
@@ -48,12 +48,14 @@ def deployment_json(deployment: Deployment, request) -> dict:
         "tags": deployment.tags,
         "oracle_host": base,
         "serving_host": base,
-        "labels": [
-            {"id": label.class_id, "name": label.name, "color": label.color} for label in deployment.labels.all()
-        ],
+        "labels": [label_json(label) for label in deployment.labels.all()],
         "counts": status_counts(deployment),
         "created_at": deployment.created_at.isoformat(),
     }
+
+
+def label_json(label: Label) -> dict:
+    return {"id": label.class_id, "name": label.name, "color": label.color, "retired": label.retired_at is not None}
 
 
 def prediction_json(prediction: Prediction | None, inference_type: str) -> dict | None:

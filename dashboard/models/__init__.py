@@ -4,6 +4,7 @@ from dashboard.models.deployments import (
     Deployment, InferenceType, Label, Model, ModelRuntime, ModelSource, ModelVersion,
 )
 from dashboard.models.datalake import Data
+from dashboard.models.members import AuditEvent, Invitation
 from dashboard.models.predictions import AssetStatus, AssetTerm, PredictedAsset, Prediction
 from dashboard.models.datasets import (
     Annotation, Dataset, DatasetAsset, DatasetVersion, ExportFormat, ExportJob, JobStatus,
@@ -14,6 +15,7 @@ __all__ = [
     "ApiToken",
     "AssetStatus",
     "AssetTerm",
+    "AuditEvent",
     "Data",
     "Dataset",
     "DatasetAsset",
@@ -22,6 +24,7 @@ __all__ = [
     "ExportFormat",
     "ExportJob",
     "InferenceType",
+    "Invitation",
     "JobStatus",
     "Label",
     "Membership",

@@ -103,9 +103,20 @@ class Deployment(models.Model):
         return self.name
 
     @cached_property
+    def _label_rows(self) -> list[tuple[int, str, bool]]:
+        # One query per instance for both the class ids and the retired ones (ingest needs both for every frame).
+        return [(class_id, name, retired_at is not None)
+                for class_id, name, retired_at in self.labels.values_list("class_id", "name", "retired_at")]
+
+    @cached_property
     def class_ids(self) -> frozenset[int]:
         """The class ids of the label map, read once per instance (ingest checks every shape against them)."""
-        return frozenset(self.labels.values_list("class_id", flat=True))
+        return frozenset(class_id for class_id, _, _ in self._label_rows)
+
+    @cached_property
+    def retired_classes(self) -> dict[int, str]:
+        """Classes kept for the predictions and reviews that use them, refused in new predictions: id -> name."""
+        return {class_id: name for class_id, name, retired in self._label_rows if retired}
 
     def clean(self) -> None:
         for role in ("champion", "shadow"):
@@ -123,6 +134,8 @@ class Label(models.Model):
     class_id = models.IntegerField()
     name = models.CharField(max_length=100)
     color = models.CharField(max_length=7, default="#3b82f6")
+    # A retired class stays in the map for what already uses it; new predictions naming it are refused.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["class_id"]

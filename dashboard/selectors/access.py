@@ -69,3 +69,10 @@ def deployment_for_monitoring(*, user_id, deployment_id, role: str) -> Deploymen
 def organization_for_member(*, user: AbstractBaseUser, organization_id, role: str = Role.LABELER) -> Organization:
     return membership_require(user=user, organization_id=organization_id, role=role,
                               what=f"organization {organization_id}").organization
+
+
+def membership_current(*, memberships: list[Membership], organization_id) -> Membership | None:
+    """Of the user's memberships, the one whose organization they work in now: the one chosen in the top bar
+    (kept in the session) while they still belong to it, else their first by organization name."""
+    chosen = next((m for m in memberships if str(m.organization_id) == str(organization_id)), None)
+    return chosen or (memberships[0] if memberships else None)

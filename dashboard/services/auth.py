@@ -4,12 +4,14 @@ import secrets
 import time
 
 import jwt
+from django.db import transaction
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from dashboard.errors import Unauthorized
 from dashboard.models import ApiToken, Deployment
+from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "loupe_"
 JWT_ALGORITHM = "HS256"
@@ -21,19 +23,36 @@ def token_digest(plain: str) -> str:
     return hashlib.sha256(plain.encode()).hexdigest()
 
 
+def _audit_token(token: ApiToken, action: str, actor: AbstractBaseUser | None) -> None:
+    # A token is its user's, not an organization's: each organization the user belongs to sees the line.
+    from dashboard.models import Membership
+
+    target = f"token {token.name!r} ({token.prefix}…) of {token.user.get_username()}"
+    for membership in Membership.objects.filter(user_id=token.user_id).select_related("organization"):
+        audit_record(organization=membership.organization, actor=actor, action=action, target=target)
+
+
 def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name, prefix=plain[:12], digest=token_digest(plain))
+    with transaction.atomic():
+        token = ApiToken.objects.create(user=user, name=name, prefix=plain[:12], digest=token_digest(plain))
+        _audit_token(token, "token.created", user)
     return token, plain
 
 
-def api_token_revoke(*, token: ApiToken) -> None:
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
+def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> None:
+    """From the next request on, neither the token nor any JWT issued from it opens anything."""
+    with transaction.atomic():
+        if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+            token.refresh_from_db(fields=["revoked_at"])
+            _audit_token(token, "token.revoked", actor or token.user)
 
 
 def api_token_authenticate(*, plain: str) -> AbstractBaseUser:
+    return api_token_check(plain=plain).user
+
+
+def api_token_check(*, plain: str) -> ApiToken:
     token = (
         ApiToken.objects.select_related("user")
         .filter(digest=token_digest(plain), revoked_at__isnull=True, user__is_active=True)
@@ -45,22 +64,33 @@ def api_token_authenticate(*, plain: str) -> AbstractBaseUser:
     # Written at most once a minute, so that a busy client does not turn every read into a write.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
 
 
-def deployment_jwt_issue(*, user: AbstractBaseUser, deployment: Deployment) -> dict:
+def deployment_jwt_issue(*, token: ApiToken, deployment: Deployment) -> dict:
+    """A JWT naming the API token it came from (`tid`), so that revoking the token ends the JWT at once."""
     expires = int(time.time()) + settings.LOUPE_JWT_LIFETIME_SECONDS
-    claims = {"sub": str(user.pk), "deployment": str(deployment.pk), "exp": expires, "aud": JWT_AUDIENCE}
+    claims = {"sub": str(token.user_id), "tid": token.pk, "deployment": str(deployment.pk), "exp": expires,
+              "aud": JWT_AUDIENCE}
     return {"jwt": jwt.encode(claims, settings.SECRET_KEY, algorithm=JWT_ALGORITHM), "expires": expires}
 
 
 def deployment_jwt_verify(*, token: str) -> dict:
+    """The JWT's claims, if it is signed, unexpired, and the API token it was issued from is still live (one
+    indexed query per request: revocation, removal and demotion end access at once, not within the hour)."""
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token, settings.SECRET_KEY, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE,
-            options={"require": ["exp", "sub", "deployment"]},
+            options={"require": ["exp", "sub", "deployment", "tid"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the JWT has expired; log in again at /api/auth/login") from None
+    except jwt.MissingRequiredClaimError:
+        raise Unauthorized("the JWT was issued before tokens were named in it; log in again at /api/auth/login") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("the JWT is not valid") from None
+    live = ApiToken.objects.filter(pk=claims["tid"], user_id=claims["sub"], revoked_at__isnull=True,
+                                   user__is_active=True).exists()
+    if not live:
+        raise Unauthorized("the API token this JWT was issued from is revoked; log in with a live token")
+    return claims

@@ -6,9 +6,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.models import Data
-from dashboard.selectors.access import deployment_for_member, deployments_visible_to, membership_get
+from dashboard.models import Data, Role
+from dashboard.selectors.access import (
+    deployment_for_member, deployments_visible_to, membership_current, membership_get, memberships_of,
+)
 from dashboard.selectors.deployments import latest_predictions, status_counts
+from dashboard.views.context import SESSION_ORGANIZATION
 
 
 def home(request):
@@ -18,10 +21,15 @@ def home(request):
 @login_required
 @require_GET
 def deployment_list(request):
-    deployments = list(deployments_visible_to(user=request.user).order_by("organization__name", "name"))
+    """The deployments of the organization the member works in now (chosen in the top bar)."""
+    current = membership_current(memberships=list(memberships_of(user=request.user)),
+                                 organization_id=request.session.get(SESSION_ORGANIZATION))
+    deployments = list(deployments_visible_to(user=request.user).filter(organization_id=current and current.organization_id)
+                       .order_by("name"))
     for deployment in deployments:
         deployment.counts = status_counts(deployment)
-    return render(request, "dashboard/deployment_list.html", {"deployments": deployments})
+    context = {"deployments": deployments, "current": current, "is_admin": bool(current and current.allows(Role.ADMIN))}
+    return render(request, "dashboard/deployment_list.html", context)
 
 
 @login_required

@@ -87,7 +87,7 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     if width and height:
         parsed = parse_raw_predictions(
             payload.get("raw_predictions"), inference_type=deployment.type, class_ids=class_ids,
-            width=width, height=height,
+            width=width, height=height, retired=deployment.retired_classes,
         )
         errors += parsed.errors
         warnings += parsed.warnings
@@ -95,7 +95,7 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
         if has_shadow:
             parsed_shadow = parse_raw_predictions(
                 payload["shadow_raw_predictions"], inference_type=deployment.type, class_ids=class_ids,
-                width=width, height=height, prefix="shadow_raw_predictions",
+                width=width, height=height, prefix="shadow_raw_predictions", retired=deployment.retired_classes,
             )
             errors += parsed_shadow.errors
             warnings += parsed_shadow.warnings
@@ -219,7 +219,7 @@ def shadow_prediction_add(*, asset: PredictedAsset, payload) -> Prediction:
         errors.append(FieldError("shadow_raw_predictions", "the deployment has no shadow model; set one first"))
     parsed = parse_raw_predictions(
         payload.get("shadow_raw_predictions"), inference_type=deployment.type,
-        class_ids=deployment.class_ids,
+        class_ids=deployment.class_ids, retired=deployment.retired_classes,
         width=asset.width, height=asset.height, prefix="shadow_raw_predictions",
     )
     errors += parsed.errors

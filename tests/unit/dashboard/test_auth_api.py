@@ -31,9 +31,12 @@ def assert_json_error(response, status):
 
 
 def make_jwt(user, deployment, *, exp_in=3600, key=None, **claims):
+    """A JWT signed with the server's key, naming the user's first API token (when they have one) as Loupe's do."""
     from django.conf import settings
 
-    payload = {"sub": str(user.pk), "deployment": str(deployment.pk), "exp": int(time.time()) + exp_in, "aud": JWT_AUDIENCE, **claims}
+    token = ApiToken.objects.filter(user=user).first()
+    payload = {"sub": str(user.pk), "deployment": str(deployment.pk), "exp": int(time.time()) + exp_in,
+               "aud": JWT_AUDIENCE, **({"tid": token.pk} if token else {}), **claims}
     return pyjwt.encode(payload, key or settings.SECRET_KEY, algorithm=JWT_ALGORITHM)
 
 
@@ -140,7 +143,7 @@ def test_an_expired_jwt_is_a_401_saying_it_expired(ingest, api_login, api_tokens
     assert PredictedAsset.objects.count() == 0
 
 
-def test_a_jwt_made_outside_loupe_with_the_right_key_works_until_it_expires(ingest, users, deployments):
+def test_a_jwt_made_outside_loupe_with_the_right_key_works_until_it_expires(ingest, users, api_tokens, deployments):
     assert ingest(f"Bearer {make_jwt(users['admin'], deployments[DET])}").status_code == 201
     body = assert_json_error(ingest(f"Bearer {make_jwt(users['admin'], deployments[DET], exp_in=-60)}"), 401)
     assert "expired" in body["message"]

@@ -459,7 +459,7 @@ def test_an_unknown_api_path_is_a_json_404(api, api_tokens):
     assert "/api/no/such/thing" in response.json()["message"]
 
 
-@pytest.mark.parametrize("method, path", [("DELETE", "/api/organizations"), ("PUT", "/api/deployments"), ("GET", "/api/auth/login"), ("DELETE", "")])
+@pytest.mark.parametrize("method, path", [("DELETE", "/api/organizations"), ("PUT", "/api/deployments"), ("GET", "/api/auth/login"), ("PUT", "")])
 def test_a_wrong_method_is_a_json_405(api, api_tokens, deployments, method, path):
     path = path or f"/api/deployment/{deployments[DET].id}"
     response = api(method, path, api_tokens["admin"])
