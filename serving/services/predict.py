@@ -184,7 +184,8 @@ def deployment_predict(
 
     outcome = _run_on_worker(deployment=deployment, version=version, content=content, data_id=data and data.id)
     shapes = shapes_scale(outcome["shapes"], from_size=(outcome["width"], outcome["height"]), to_size=(width, height))
-    shapes = shapes_kept(shapes, min_threshold=deployment.min_threshold)
+    shapes = shapes_kept(shapes, min_threshold=deployment.min_threshold,
+                         retired=deployment.retired_classes)
     raw = _checked_raw(shapes, deployment=deployment, version=version, width=width, height=height)
     if not monitor:
         return _answer(raw=raw, latency=outcome["latency"], version=version)
@@ -222,7 +223,8 @@ def deployment_predict_shadow(*, deployment: Deployment, predicted_asset_id, mon
     outcome = _run_on_worker(deployment=deployment, version=version, shadow=True, data_id=asset.data_id)
     shapes = shapes_scale(outcome["shapes"], from_size=(outcome["width"], outcome["height"]),
                           to_size=(asset.width, asset.height))
-    shapes = shapes_kept(shapes, min_threshold=deployment.min_threshold)
+    shapes = shapes_kept(shapes, min_threshold=deployment.min_threshold,
+                         retired=deployment.retired_classes)
     raw = _checked_raw(shapes, deployment=deployment, version=version, width=asset.width, height=asset.height)
     if monitor:
         shadow_prediction_add(asset=asset, payload={"shadow_raw_predictions": raw, "shadow_latency": outcome["latency"]})

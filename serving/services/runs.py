@@ -91,12 +91,15 @@ def model_version_predict(*, model_version_id: str, image: str | None = None, da
     return {"shapes": shapes, "latency": latency, "width": decoded.width, "height": decoded.height}
 
 
-def shapes_kept(shapes: list[dict], *, min_threshold: float) -> list[dict]:
+def shapes_kept(shapes: list[dict], *, min_threshold: float, retired=()) -> list[dict]:
     """The shapes a deployment answers: boxes and polygons under its min_threshold dropped (a classification always
-    answers its class), coordinates to a hundredth of a pixel."""
+    answers its class), shapes of a class the deployment retired dropped (the model still knows it, the deployment
+    takes it no more), coordinates to a hundredth of a pixel."""
     kept = []
     for shape in shapes:
         if shape["type"] != "classification" and shape["score"] < min_threshold:
+            continue
+        if shape["label_id"] in retired:
             continue
         if shape["type"] == "rectangle":
             shape = {**shape, **{key: round(shape[key], 2) for key in ("x", "y", "w", "h")}}
@@ -125,7 +128,8 @@ def shadow_prediction_run(*, asset: PredictedAsset) -> Prediction | None:
         logger.warning("shadow %s failed on predicted asset %s: %s", version, asset.id, error)
         return None
     shapes = shapes_scale(shapes, from_size=(image.width, image.height), to_size=(asset.width, asset.height))
-    raw = shapes_to_raw(shapes_kept(shapes, min_threshold=deployment.min_threshold), deployment.type)
+    raw = shapes_to_raw(shapes_kept(shapes, min_threshold=deployment.min_threshold, retired=deployment.retired_classes),
+                        deployment.type)
     try:
         return shadow_prediction_add(asset=asset, payload={"shadow_raw_predictions": raw, "shadow_latency": latency})
     except Conflict:

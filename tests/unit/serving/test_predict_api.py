@@ -281,3 +281,24 @@ def test_a_classification_keeps_its_class_under_the_threshold(organization, eage
     body = predict(deployment, media=image_bytes(tinted_image(2, seed=99))).json()
     assert body["detection_classes"] == [3] and len(body["detection_scores"]) == 1
 
+
+
+def test_a_class_the_deployment_retired_is_dropped_from_the_answer_not_refused(organization, eager_celery, predict):
+    from django.utils import timezone
+
+    from tests.onnx_models import PIXELS_CONTRACT, image_bytes, pixels_classifier, tinted_image
+
+    deployment = Deployment.objects.create(organization=organization, name="tints", type="CLASSIFICATION")
+    labels_adopt(deployment=deployment, labels={"1": "red", "2": "green", "3": "blue"})
+    model = Model.objects.create(organization=organization, name="tints", type="CLASSIFICATION")
+    version = model_version_create(model=model, runtime="onnx", labels={"1": "red", "2": "green", "3": "blue"},
+                                   contract=PIXELS_CONTRACT, artifact=pixels_classifier())
+    deployment_set_model(deployment=deployment, model_version_id=version.id, shadow=False)
+    media = image_bytes(tinted_image(2, seed=99))
+    assert predict(deployment, media=media).json()["detection_classes"] == [3]
+    deployment.labels.filter(class_id=3).update(retired_at=timezone.now())
+    deployment = Deployment.objects.get(pk=deployment.pk)
+    response = predict(deployment, media=media)
+    # The model still answers blue; the deployment takes it no more: the answer and the stored frame leave it out.
+    assert response.status_code == 200, response.content
+    assert response.json()["detection_classes"] == [] and response.json()["monitored"] is True

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0003_work_pending_markers'),
+        ('dashboard', '0005_dataset_asset_unique_data'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
