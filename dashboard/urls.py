@@ -40,6 +40,7 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset-list"),
     path("datasets/versions/<uuid:version_id>/", datasets.dataset_version_detail, name="dataset-version"),
     path("datasets/versions/<uuid:version_id>/import", datasets.dataset_version_import, name="dataset-version-import"),
+    path("datasets/versions/<uuid:version_id>/new", datasets.dataset_version_new, name="dataset-version-new"),
     path("datasets/versions/<uuid:version_id>/export", datasets.dataset_version_export, name="dataset-version-export"),
     path("datasets/exports/<uuid:job_id>/", datasets.export_job_detail, name="export-job"),
     path("datasets/exports/<uuid:job_id>/download", datasets.export_job_download, name="export-job-download"),

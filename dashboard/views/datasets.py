@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,9 @@ from dashboard.selectors.access import memberships_of, organization_for_member
 from dashboard.selectors.datasets import (
     dataset_asset_cards, dataset_version_for_member, datasets_visible_to, export_jobs_of, versions_with_counts,
 )
-from dashboard.services.datasets import dataset_create, dataset_import_coco, dataset_version_create, export_job_create
+from dashboard.services.datasets import (
+    dataset_create, dataset_import_coco, dataset_version_copy, dataset_version_create, export_job_create,
+)
 from dashboard.services.deployments import PALETTE
 
 MAX_ZIP_MEMBERS = 20_000
@@ -32,11 +35,12 @@ def dataset_list(request):
         organization_id = uuid_field(request.POST.get("organization_id"), "organization_id")
         organization = organization_for_member(user=request.user, organization_id=organization_id, role=Role.ADMIN)
         try:
-            dataset = dataset_create(organization=organization, name=request.POST.get("name", ""))
-            version = dataset_version_create(dataset=dataset, version=request.POST.get("version") or "v1",
-                                             type=request.POST.get("type", ""))
+            with transaction.atomic():  # a dataset is made with its first version or not at all
+                dataset = dataset_create(organization=organization, name=request.POST.get("name", ""))
+                version = dataset_version_create(dataset=dataset, version=request.POST.get("version") or "v1",
+                                                 type=request.POST.get("type", ""))
         except ApiError as error:
-            messages.error(request, error.message)
+            messages.error(request, _refusal(error))
             return redirect("dataset-list")
         return redirect("dataset-version", version.id)
     datasets = list(datasets_visible_to(user=request.user))
@@ -79,6 +83,32 @@ def dataset_version_detail(request, version_id):
         "keep_days": settings.LOUPE_EXPORT_KEEP_DAYS,
     }
     return render(request, "dashboard/dataset_version.html", context)
+
+
+def _refusal(error: ApiError) -> str:
+    fields = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
+    return f"{error.message} ({fields})" if fields and fields not in error.message else error.message
+
+
+@login_required
+@require_POST
+def dataset_version_new(request, version_id):
+    """A new version of the version's dataset: empty, or a copy of this one (to freeze a training set)."""
+    version = dataset_version_for_member(user=request.user, version_id=version_id, role=Role.ADMIN)
+    name = request.POST.get("version", "")
+    try:
+        if request.POST.get("start") == "copy":
+            made = dataset_version_copy(version=version, name=name)
+        else:
+            made = dataset_version_create(dataset=version.dataset, version=name, type=version.type,
+                                          labels=version.labels)
+    except ApiError as error:
+        messages.error(request, _refusal(error))
+        return redirect("dataset-version", version.id)
+    copied = f", a copy of {version.version} ({made.assets.count()} images)" if request.POST.get("start") == "copy" else ""
+    messages.success(request, f"Made {made.dataset.name} {made.version}{copied}. A deployment's feedback loop "
+                              "fills it once it is attached there.")
+    return redirect("dataset-version", made.id)
 
 
 @login_required

@@ -366,3 +366,34 @@ def test_import_page_refuses_zip_members_over_the_image_limit_before_reading_the
     response = client.post(f"/datasets/versions/{version.id}/import", {"coco": coco, "images": archive}, follow=True)
     assert b"images/img1.jpg is over the limit of 1,000 bytes" in response.content
     assert not version.assets.exists()
+
+
+def test_a_new_dataset_asks_for_its_type_and_without_one_nothing_is_made(client, users, organization):
+    client.force_login(users["admin"])
+    page = client.get("/datasets/").content.decode()
+    assert re.search(r'<select name="type" required><option value="" selected disabled>', page)
+    response = client.post("/datasets/", {"organization_id": organization.id, "name": "parking", "version": "v1"},
+                           follow=True)
+    assert "type: must be one of" in response.content.decode()
+    assert not Dataset.objects.filter(name="parking").exists()  # not a dataset without its version
+
+
+def test_an_admin_makes_a_new_version_from_the_page_as_a_copy_or_empty(client, users, outsider, version, coco_images):
+    from dashboard.models import DatasetVersion
+
+    dataset_import_coco(version=version, coco=coco_file(2), images=coco_images(2))
+    client.force_login(users["admin"])
+    assert "New version" in client.get(f"/datasets/versions/{version.id}/").content.decode()
+    copied = client.post(f"/datasets/versions/{version.id}/new", {"version": "frozen", "start": "copy"}, follow=True)
+    frozen = DatasetVersion.objects.get(dataset=version.dataset, version="frozen")
+    assert "a copy of v1 (2 images)" in copied.content.decode() and frozen.assets.count() == 2
+    assert frozen.type == version.type and frozen.labels == version.labels
+    client.post(f"/datasets/versions/{version.id}/new", {"version": "fresh", "start": "empty"})
+    assert DatasetVersion.objects.get(dataset=version.dataset, version="fresh").assets.count() == 0
+    taken = client.post(f"/datasets/versions/{version.id}/new", {"version": "fresh", "start": "empty"}, follow=True)
+    assert "already has a version" in taken.content.decode()
+    client.force_login(users["ml_lead"])
+    assert client.post(f"/datasets/versions/{version.id}/new", {"version": "v9"}).status_code == 403
+    assert "New version" not in client.get(f"/datasets/versions/{version.id}/").content.decode()
+    client.force_login(outsider)
+    assert client.post(f"/datasets/versions/{version.id}/new", {"version": "v9"}).status_code == 404
