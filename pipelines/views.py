@@ -6,6 +6,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -17,7 +18,7 @@ from dashboard.selectors.access import deployment_for_member, role_require
 from monitoring.selectors import training_data_of
 from monitoring.services.training_data import training_data_disable, training_data_set
 from pipelines.models import (
-    DeploymentPolicy, ExperimentStatus, GateMetric, Project, TrainingBackend, TrainingTrigger,
+    DeploymentPolicy, ExperimentDataset, GateMetric, Project, TrainingBackend, TrainingTrigger,
 )
 from pipelines.selectors import (
     continuous_deployment_of, continuous_training_of, experiment_of, experiments_of, experiments_waiting,
@@ -52,7 +53,8 @@ def feedback_loop_settings(request, deployment_id):
     if request.method == "POST":
         role_require(held=membership.role, role=Role.ADMIN)
         try:
-            done, anchor = _pipeline_action(deployment, request.POST, request.user)
+            with transaction.atomic():  # a refused setup leaves nothing behind, not even the new project
+                done, anchor = _pipeline_action(deployment, request.POST, request.user)
             messages.success(request, done)
             return redirect(f"{request.path}#{anchor}")
         except ApiError as error:
@@ -60,6 +62,8 @@ def feedback_loop_settings(request, deployment_id):
     attached = feedback_loop_versions(deployment=deployment)
     candidates = versions_with_counts(
         DatasetVersion.objects.filter(dataset__organization_id=deployment.organization_id, type=deployment.type)
+        # An experiment's frozen copies are what it trained on, not somewhere to send new images.
+        .exclude(pk__in=ExperimentDataset.objects.filter(copied_from__isnull=False).values("dataset_version"))
     ).order_by("dataset__name", "created_at")
     loop = feedback_loop_of(deployment=deployment)
     ct, cd = continuous_training_of(deployment=deployment), continuous_deployment_of(deployment=deployment)

@@ -39,6 +39,7 @@ class ReviewedImage:
     id: str
     asset: DatasetAsset
     truth: list[dict]
+    key: str = ""  # the image's SHA-256
 
 
 def _parameter(parameters: dict, name: str, default, cast, low, high):
@@ -65,13 +66,14 @@ def reviewed_images(experiment: Experiment) -> list[ReviewedImage]:
             continue
         seen.add(asset.data_id)
         truth = asset.annotation.shapes if hasattr(asset, "annotation") else []
-        images.append(ReviewedImage(id=str(asset.data_id), asset=asset, truth=list(truth or [])))
+        images.append(ReviewedImage(id=str(asset.data_id), asset=asset, truth=list(truth or []), key=asset.data.sha256))
     return images
 
 
 def held_out_split(images: list[ReviewedImage], *, share: float, seed: int) -> tuple[list, list]:
-    """(train, held out): a seeded permutation of the images sorted by id, the last `share` of it held out."""
-    ordered = sorted(images, key=lambda image: image.id)
+    """(train, held out): a seeded permutation of the images sorted by content, the first `share` of it held out."""
+    # By content, not by id: the same reviewed images split the same way in any database.
+    ordered = sorted(images, key=lambda image: (image.key, image.id))
     order = np.random.default_rng(seed).permutation(len(ordered))
     count = min(len(ordered) - 1, max(1, round(share * len(ordered))))
     held = {int(position) for position in order[:count]}
@@ -212,7 +214,7 @@ class ReferenceTrainer:
         log(f"{len(labels)} boxes of the base model on the training images, {kept} kept by the reviews.\n")
         if kept == 0 or kept == len(labels):
             raise ReferenceTrainingRefused(
-                f"the reviews kept {'every' if kept else 'none'} of the base model's {len(labels)} boxes on the "
+                f"the reviews kept {'every one' if kept else 'none'} of the base model's {len(labels)} boxes on the "
                 "training images: a re-scorer has nothing to learn")
         classifier = GradientBoostingClassifier(n_estimators=100, max_depth=3, learning_rate=0.1, subsample=0.9,
                                                 random_state=seed).fit(features, np.asarray(labels))

@@ -5,6 +5,8 @@ LFW faces a montage pasted). The simulated labeler uses just that, as a person g
 frame without a person it deletes every box; on one with k faces (a montage's count, one for the astronaut and the
 cameraman) it keeps the k best-scoring, non-overlapping face boxes of the champion and at most two eye boxes inside
 each, and deletes the rest. It draws no face the detector missed entirely, so its "truth" is an approximation.
+With keep_eyes=False it labels faces only, as a team that decided eyes are not wanted would: every eye box is
+deleted, which a re-scorer can learn.
 """
 from dashboard.models import Deployment, Model, ModelSource, PredictedAsset
 from dashboard.services.deployments import labels_adopt
@@ -41,7 +43,7 @@ def faces_deployment(organization, *, count: int, name: str = "faces-entrance", 
     return deployment
 
 
-def simulated_review(asset: PredictedAsset) -> list[dict]:
+def simulated_review(asset: PredictedAsset, *, keep_eyes: bool = True) -> list[dict]:
     """What the simulated labeler leaves on the frame (see the module docstring), from the champion's shapes."""
     metadata = asset.data.metadata or {}
     faces = int(metadata.get("pasted_faces", 0)) if metadata.get("sample") == "montage" else (
@@ -54,7 +56,7 @@ def simulated_review(asset: PredictedAsset) -> list[dict]:
         if all(shape_iou(shape, other, width=asset.width, height=asset.height) < 0.3 for other in kept):
             kept.append(shape)
     eyes = []
-    for face in kept:
+    for face in kept if keep_eyes else []:
         inside = [s for s in shapes if s["label_id"] == EYE and face["x"] <= s["x"] + s["w"] / 2 <= face["x"] + face["w"]
                   and face["y"] <= s["y"] + s["h"] / 2 <= face["y"] + face["h"]]
         eyes += sorted(inside, key=lambda s: -s["score"])[:2]

@@ -4,7 +4,7 @@ finished, the pending card's promote; labelers and ML leads read only."""
 import pytest
 
 from dashboard.models import ModelVersion
-from pipelines.models import ContinuousDeployment, ContinuousTraining, Experiment, ExperimentStatus, FeedbackLoop
+from pipelines.models import Project, ContinuousDeployment, ContinuousTraining, Experiment, ExperimentStatus, FeedbackLoop
 from pipelines.services.deployment import continuous_deployment_setup, experiment_deploy
 from pipelines.services.feedback_loop import feedback_loop_setup
 from pipelines.services.training import continuous_training_setup, project_create
@@ -48,6 +48,7 @@ def test_a_refused_form_names_each_field_and_keeps_what_was_typed(client, users,
     body = again.content.decode()
     assert "trigger: must be one of FEEDBACK_LOOP, NONE" in body and "threshold: must be an integer" in body
     assert 'value="many"' in body and not ContinuousTraining.objects.exists()
+    assert not Project.objects.exists()  # the refused setup left not even its new project behind
 
 
 def test_an_admin_sets_up_deployment_with_a_gate_that_suits_the_type(client, users, detection, page):
