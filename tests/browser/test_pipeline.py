@@ -105,3 +105,12 @@ def test_an_admin_sets_up_ct_and_cd_submits_to_the_threshold_watches_the_run_and
     assert deployment.champion_id == experiment.model_version_id and experiment.deployment_action == "champion"
     expect(page.locator("[data-testid=cd-action]")).to_have_text("champion")
     page.screenshot(path=str(screenshot_dir / "experiment-promoted.png"), full_page=True)
+    page.goto(f"{live_server.url}/deployments/{deployment.id}/experiments/")
+    row = page.locator("[data-testid=experiments] tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Succeeded")
+    expect(row).to_contain_text("champion")
+    page.screenshot(path=str(screenshot_dir / "experiment-list.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(pipeline)
+    page.screenshot(path=str(screenshot_dir / "pipeline-phone.png"), full_page=True)
