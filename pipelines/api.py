@@ -14,7 +14,7 @@ from dashboard.selectors.assets import predicted_assets_matching
 from pipelines.models import ContinuousDeployment, ContinuousTraining, Experiment, FeedbackLoop, Project
 from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services.deployment import (
-    continuous_deployment_setup, continuous_deployment_toggle, experiment_promote, experiment_reject,
+    continuous_deployment_setup, continuous_deployment_toggle, experiment_promote, experiment_reject, experiment_restore,
 )
 from pipelines.services.feedback_loop import (
     feedback_loop_attach, feedback_loop_detach, feedback_loop_setup, feedback_loop_submit, feedback_loop_toggle,
@@ -25,7 +25,7 @@ from pipelines.services.training import (
 )
 
 MAX_SUBMIT_IDS = 10_000
-EXPERIMENT_ACTIONS = ("cancel", "retry", "promote", "reject")
+EXPERIMENT_ACTIONS = ("cancel", "retry", "promote", "reject", "restore")
 
 
 def feedback_loop_json(loop: FeedbackLoop) -> dict:
@@ -269,6 +269,8 @@ def experiment_action(request: HttpRequest, deployment_id, experiment_id, action
     elif action == "promote":
         body = require_fields(json_body(request), "role")
         experiment = experiment_promote(experiment=experiment, role=body["role"], user=request.api_user)
+    elif action == "restore":
+        experiment = experiment_restore(experiment=experiment, user=request.api_user)
     else:
         experiment = experiment_reject(experiment=experiment, user=request.api_user)
     return 200, experiment_json(experiment)

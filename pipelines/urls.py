@@ -1,10 +1,13 @@
-"""The feedback loop's page and API routes."""
+"""The data pipeline's pages and API routes."""
 from django.urls import path
 
 from pipelines import api, views
 
 urlpatterns = [
     path("deployments/<uuid:deployment_id>/feedback-loop/", views.feedback_loop_settings, name="feedback-loop"),
+    path("deployments/<uuid:deployment_id>/experiments/", views.experiment_list, name="experiment-list"),
+    path("deployments/<uuid:deployment_id>/experiments/<uuid:experiment_id>/", views.experiment_detail,
+         name="experiment-detail"),
     path("api/deployment/<uuid:deployment_id>/pipeline/fl", api.feedback_loop_view, name="api-fl"),
     path("api/deployment/<uuid:deployment_id>/pipeline/fl/setup", api.feedback_loop_setup_view, name="api-fl-setup"),
     path("api/deployment/<uuid:deployment_id>/pipeline/fl/submit", api.feedback_loop_submit_view, name="api-fl-submit"),

@@ -419,7 +419,19 @@ OPENCV_MODELS = {
     # Colour-HOG features (serving.runtimes.classical.colour_hog_features) into the version's ONNX classifier,
     # whose probabilities' columns are the label ids in `classes`.
     "colour_hog_classifier": ("CLASSIFICATION", {"classes": None}),
+    # A base version's boxes re-scored by the version's ONNX file (serving.runtimes.rescored), as Loupe's reference
+    # trainer makes them.
+    "rescored_detections": ("OBJECT_DETECTION", {"base_model_version_id": None}),
 }
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        return isinstance(value, str) and bool(uuid.UUID(value))
+    except ValueError:
+        return False
 
 
 def _whole(value, low: int, high: int) -> bool:
@@ -460,6 +472,8 @@ def _validate_opencv(contract: dict, inference_type: str) -> dict:
             errors.append(FieldError(f"{prefix}.{key}", f"must be a whole number of pixels >= 1, not {value!r}"))
         elif key == "work_side" and not _whole(value, 32, 8192):
             errors.append(FieldError(f"{prefix}.{key}", f"must be a whole number of pixels in 32..8192, not {value!r}"))
+        elif key == "base_model_version_id" and not _is_uuid(value):
+            errors.append(FieldError(f"{prefix}.{key}", f"must be the id of a model version, not {value!r}"))
         elif key == "classes" and not (
             isinstance(value, list) and value and all(_whole(item, -(2**31), 2**31 - 1) for item in value)
             and len(set(value)) == len(value)

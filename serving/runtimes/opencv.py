@@ -114,4 +114,9 @@ def runtime_open(*, artifact: bytes | None, endpoint: str | None, contract: dict
     """
     if threads is not None:
         cv2.setNumThreads(threads)
+    if contract.get("model") == "rescored_detections":
+        from serving.runtimes.rescored import runtime_open as rescored_open
+
+        return rescored_open(artifact=artifact, contract=contract_validate(contract, inference_type="OBJECT_DETECTION",
+                                                                            runtime="opencv"), labels=labels)
     return OpenCvRuntime(artifact, contract=contract, labels=labels)
