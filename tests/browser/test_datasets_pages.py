@@ -175,7 +175,7 @@ def test_admin_runs_the_feedback_loop_and_training_data(page, live_server, users
     deployment = deployments[DET]
     log_in(page, live_server, "admin")
     page.get_by_role("link", name=deployment.name).click()
-    page.get_by_role("link", name="Feedback loop & training data").click()
+    page.get_by_role("link", name="Pipeline: feedback loop, training, deployment").click()
     page.wait_for_url(re.compile(r"/feedback-loop/$"))
     expect(page.locator("#training")).to_contain_text("None: scores are measured against the deployment's own history")
 
@@ -200,7 +200,7 @@ def test_admin_runs_the_feedback_loop_and_training_data(page, live_server, users
     expect(state).to_have_text("inactive")
     loop.refresh_from_db()
     assert loop.active is False
-    page.get_by_role("button", name="Turn on").click()
+    page.get_by_role("button", name="Turn on", exact=True).click()
     expect(state).to_have_text("active")
     loop.refresh_from_db()
     assert loop.active is True
@@ -241,7 +241,7 @@ def test_labeler_sees_the_feedback_loop_but_cannot_change_it(page, live_server, 
     feedback_loop_setup(deployment=deployment, dataset_version=roads_version)
     log_in(page, live_server, "labeler")
     page.goto(f"{live_server.url}/deployments/{deployment.id}/")
-    page.get_by_role("link", name="Feedback loop & training data").click()
+    page.get_by_role("link", name="Pipeline: feedback loop, training, deployment").click()
     expect(page.get_by_test_id("read-only")).to_have_text("Only an admin of Acme Vision changes these settings.")
     expect(page.locator("[data-loop-state]")).to_have_text("active")
     expect(page.locator("section.card").first.locator("table tbody tr")).to_contain_text("roads v1")
