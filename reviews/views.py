@@ -16,7 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.errors import ApiError, Forbidden, ValidationFailed
-from dashboard.query import QUERY_HELP
+from dashboard.query import QUERY_HELP, parse_query
 from dashboard.models import AssetStatus, Role
 from dashboard.selectors.assets import (
     DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page, predicted_assets_waiting_count,
@@ -52,6 +52,21 @@ def _queue_state(params) -> dict:
     }
 
 
+def _queue_search(params) -> tuple[dict, dict | None]:
+    """The queue's state and, when its query cannot be read, the parser's message: every page taking `q` reads it
+    here, so a malformed search is shown as the parser explains it, never as a server error."""
+    state = _queue_state(params)
+    try:
+        parse_query(state["q"])
+    except ValidationFailed as error:
+        return state, _query_error(error, state["q"])
+    return state, None
+
+
+class _Unreadable(Exception):
+    """The page's search was refused by the parser: nothing to list."""
+
+
 def _query_error(error: ValidationFailed, query: str) -> dict:
     """The message, and the query split around the part at fault so the page can underline it."""
     position = getattr(error, "position", None)
@@ -67,7 +82,7 @@ def _query_error(error: ValidationFailed, query: str) -> dict:
 @vary_on_headers("HX-Request")
 def queue(request, deployment_id):
     deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
-    state = _queue_state(request.GET)
+    state, error = _queue_search(request.GET)
     context = {
         "deployment": deployment,
         "membership": membership,
@@ -82,19 +97,23 @@ def queue(request, deployment_id):
         "cards": [],
         "count": None,
         "next_cursor": None,
-        "error": None,
+        "error": error,
     }
     try:
+        if error:
+            raise _Unreadable
         page = predicted_assets_page(
             deployment=deployment, query=state["q"], order=state["sort"],
-            cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE,
+            cursor=(request.GET.get("cursor") if request.htmx else None) or None, limit=PAGE_SIZE,
         )
         context["cards"] = asset_cards(deployment=deployment, assets=page.items)
         context["next_cursor"] = page.next_cursor
         if page.next_cursor:
             context["next_url"] = "?" + urlencode({**state, "cursor": page.next_cursor})
-    except ValidationFailed as error:  # a QuerySyntaxError, or a cursor from another sort
-        context["error"] = _query_error(error, state["q"])
+    except _Unreadable:
+        pass
+    except ValidationFailed as cursor_error:  # a cursor from another sort
+        context["error"] = _query_error(cursor_error, state["q"])
     context["state_query"] = urlencode(state)
     template = "reviews/queue.html"
     if request.htmx and request.GET.get("cursor"):
@@ -143,7 +162,9 @@ def asset_detail(request, deployment_id, asset_id):
     labels = label_map(deployment)
     predictions = asset_predictions(asset)
     shadow = predictions.shadow
+    state, error = _queue_search(request.GET)
     context = {
+        "query_error": error,
         "deployment": deployment,
         "asset": asset,
         "card": asset_cards(deployment=deployment, assets=[asset], labels=labels)[0],
@@ -151,7 +172,7 @@ def asset_detail(request, deployment_id, asset_id):
         "shadow": shadow,
         "shadow_shapes": display_shapes(shadow.shapes, labels=labels, min_threshold=0) if shadow else [],
         "champion_shapes": display_shapes(predictions.champion_shapes, labels=labels, min_threshold=0),
-        "state_query": urlencode(_queue_state(request.GET)),
+        "state_query": urlencode(state),
     }
     return render(request, "reviews/asset_detail.html", context)
 
@@ -164,8 +185,9 @@ def review_tool(request, deployment_id, asset_id):
         predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
         pk=asset_id,
     )
-    state = _queue_state(request.GET)
-    following = next_asset(deployment=deployment, asset=asset, query=state["q"], order=state["sort"])
+    state, error = _queue_search(request.GET)
+    following = None if error else next_asset(deployment=deployment, asset=asset, query=state["q"],
+                                              order=state["sort"])
     state_query = urlencode(state)
     history = list(asset.reviews.select_related("reviewer")[:10])  # newest first
     data = review_tool_data(deployment=deployment, asset=asset, last=history[0] if history else None)
@@ -188,6 +210,7 @@ def review_tool(request, deployment_id, asset_id):
         "next": following,
         "state_query": state_query,
         "history": history,
+        "query_error": error,
     }
     return render(request, "reviews/review_tool.html", context)
 
@@ -223,7 +246,7 @@ def queue_bulk_accept(request, deployment_id):
         params, state, everything, assets = _selection(request, deployment)
         min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
     except (ValueError, ValidationFailed):
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.POST or request.GET)))
     if request.method == "POST":
         accepted = bulk_accept(deployment=deployment, assets=assets, reviewer=request.user, min_score=min_score)
         return render(request, "reviews/bulk_accept.html", {
@@ -250,7 +273,7 @@ def queue_submit(request, deployment_id):
     try:
         params, state, everything, assets = _selection(request, deployment)
     except ValidationFailed:
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.POST or request.GET)))
     context = {"deployment": deployment, "state": state, "state_query": urlencode(state), "everything": everything,
                "asset_ids": params.getlist("asset"), "nothing_ticked": not everything and not params.getlist("asset"),
                "versions": feedback_loop_versions(deployment=deployment),
