@@ -21,7 +21,7 @@ from dashboard.models import AssetStatus, Role
 from dashboard.selectors.assets import (
     DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page, predicted_assets_waiting_count,
 )
-from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
+from dashboard.selectors.deployments import display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.selectors.access import deployment_for_member, membership_require, role_require
 from monitoring.selectors import outlier_reference_active
@@ -29,7 +29,8 @@ from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services.feedback_loop import feedback_loop_submit
 from reviews.models import CampaignStatus, ReviewKind, ReviewTask, TaskStatus
 from reviews.selectors import (
-    campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_tool_data,
+    campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_cards, review_history,
+    review_tool_data,
 )
 from reviews.services.campaigns import (
     campaign_add_assets, campaign_assign, campaign_close, campaign_create, campaign_next_task, labelers_of, task_accept,
@@ -103,10 +104,10 @@ def queue(request, deployment_id):
         if error:
             raise _Unreadable
         page = predicted_assets_page(
-            deployment=deployment, query=state["q"], order=state["sort"],
+            deployment=deployment, query=state["q"], order=state["sort"], user=request.user,
             cursor=(request.GET.get("cursor") if request.htmx else None) or None, limit=PAGE_SIZE,
         )
-        context["cards"] = asset_cards(deployment=deployment, assets=page.items)
+        context["cards"] = review_cards(deployment=deployment, assets=page.items)
         context["next_cursor"] = page.next_cursor
         if page.next_cursor:
             context["next_url"] = "?" + urlencode({**state, "cursor": page.next_cursor})
@@ -129,7 +130,7 @@ def queue_count(request, deployment_id):
     deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     try:
-        count = predicted_assets_matching(deployment=deployment, query=state["q"]).count()
+        count = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).count()
     except ValidationFailed:
         count = None
     return render(request, "reviews/queue.html#count", {"count": count, "state": state, "error": count is None})
@@ -143,7 +144,7 @@ def queue_new(request, deployment_id):
     state = _queue_state(request.GET)
     try:
         opened_at = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
-        new = predicted_assets_matching(deployment=deployment, query=state["q"]).filter(created_at__gt=opened_at).count()
+        new = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).filter(created_at__gt=opened_at).count()
     except (ValueError, ValidationFailed):
         new = 0
     return render(
@@ -157,17 +158,24 @@ def queue_new(request, deployment_id):
 def asset_detail(request, deployment_id, asset_id):
     deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     asset = get_object_or_404(
-        predicted_assets_matching(deployment=deployment).prefetch_related("predictions"), pk=asset_id
+        predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
+        pk=asset_id,
     )
     labels = label_map(deployment)
     predictions = asset_predictions(asset)
     shadow = predictions.shadow
     state, error = _queue_search(request.GET)
+    card = review_cards(deployment=deployment, assets=[asset], labels=labels)[0]
     context = {
         "query_error": error,
         "deployment": deployment,
         "asset": asset,
-        "card": asset_cards(deployment=deployment, assets=[asset], labels=labels)[0],
+        "card": card,
+        "reviewed_shapes": card["shapes"] if card["model_card"] else [],
+        # The first save is compared with what the model's picture draws: its shapes over the threshold.
+        "history": review_history(asset=asset, model_shapes=[
+            shape for shape in predictions.champion_shapes
+            if shape.get("score") is None or shape["score"] >= deployment.min_threshold]),
         "champion": predictions.champion,
         "shadow": shadow,
         "shadow_shapes": display_shapes(shadow.shapes, labels=labels, min_threshold=0) if shadow else [],
@@ -187,7 +195,7 @@ def review_tool(request, deployment_id, asset_id):
     )
     state, error = _queue_search(request.GET)
     following = None if error else next_asset(deployment=deployment, asset=asset, query=state["q"],
-                                              order=state["sort"])
+                                              order=state["sort"], user=request.user)
     state_query = urlencode(state)
     history = list(asset.reviews.select_related("reviewer")[:10])  # newest first
     data = review_tool_data(deployment=deployment, asset=asset, last=history[0] if history else None)
@@ -231,7 +239,8 @@ def _selection(request, deployment):
     params = request.POST if request.method == "POST" else request.GET
     state = _queue_state(params)
     everything = params.get("scope") == "all"
-    assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
+    assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "",
+                                       user=request.user)
     if not everything:
         assets = assets.filter(pk__in=[value for value in params.getlist("asset") if _is_uuid(value)])
     return params, state, everything, assets

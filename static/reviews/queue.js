@@ -1,4 +1,5 @@
-// Keyboard shortcuts of the review queue (/ search, g t d views, j k move, x tick, Enter open, r review, ? help)
+// Keyboard shortcuts of the review queue (/ search, g t d views, j k move, x tick, Enter open, r review, m model's
+// shapes, ? help)
 // and of the asset page (Backspace back to the queue, r review); ticks kept while the labeler switches views or
 // loads more, until they are cleared (the "clear" beside the count) or the tab is closed.
 (function () {
@@ -60,6 +61,24 @@
     storeTicks(set);
   });
 
+  // Reviewed assets draw their review; "m" (or the button) draws the model's shapes instead, for this tab.
+  const drawKey = "loupe-draw-model";
+
+  function showDrawn(model) {
+    document.documentElement.classList.toggle("draw-model", model);
+    document.querySelectorAll("[data-draw-toggle]").forEach((button) => {
+      button.setAttribute("aria-pressed", String(model));
+    });
+  }
+
+  function toggleDrawn() {
+    const model = !document.documentElement.classList.contains("draw-model");
+    sessionStorage.setItem(drawKey, model ? "1" : "");
+    showDrawn(model);
+  }
+
+  showDrawn(sessionStorage.getItem(drawKey) === "1");
+
   function typing(event) {
     const target = event.target;
     return target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
@@ -101,6 +120,8 @@
         help.open = !help.open;
         if (help.open) help.scrollIntoView({ block: "nearest" });
       }
+    } else if (event.key === "m") {
+      toggleDrawn();
     } else if (views[event.key]) {
       document.querySelector(`.views a[data-view="${views[event.key]}"]`)?.click();
     } else if (event.key === "j") {
@@ -130,6 +151,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     restoreTicks();
+    showDrawn(document.documentElement.classList.contains("draw-model"));
+    document.querySelectorAll("[data-draw-toggle]").forEach((button) => button.addEventListener("click", toggleDrawn));
     document.getElementById("ticked-clear")?.addEventListener("click", () => {
       boxes().forEach((box) => { box.checked = false; });
       storeTicks(new Set());
