@@ -6,16 +6,17 @@ import math
 import markdown
 import nh3
 from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.urls import reverse
 
-from dashboard.models import AssetStatus, Deployment, PredictedAsset, Role
+from dashboard.errors import NotFound
+from dashboard.models import AssetStatus, Deployment, Membership, PredictedAsset, Role
 from dashboard.selectors.assets import SORTS, cursor_for, predicted_assets_page
 from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
-from dashboard.selectors.access import membership_require
+from dashboard.selectors.access import membership_require, role_require
 from reviews.models import CampaignStatus, Review, ReviewCampaign, TaskStatus
 
 
@@ -30,6 +31,24 @@ def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, ord
     page = predicted_assets_page(deployment=deployment, query=query, order=order, cursor=cursor, limit=1,
                                  with_predictions=False, user=user)
     return page.items[0] if page.items else None
+
+
+def asset_for_review(*, user, deployment_id, asset_id, role: str = Role.LABELER) -> PredictedAsset:
+    """The asset a save writes to, with what the save needs of it and of its deployment, and the user's role in
+    the deployment's organization, all in one query (the tool's save is the labeler's hottest path).
+
+    A user who is not a member with `role`, or an asset of another deployment, is told it does not exist.
+    """
+    member_role = Membership.objects.filter(
+        organization_id=OuterRef("deployment__organization_id"), user_id=user.pk, user__is_active=True
+    ).values("role")[:1]
+    asset = (PredictedAsset.objects.filter(pk=asset_id, deployment_id=deployment_id).select_related("deployment")
+             .only("version", "width", "height", "deployment_id", "deployment__type", "deployment__organization_id")
+             .annotate(member_role=Subquery(member_role)).first())
+    if asset is None or asset.member_role is None:
+        raise NotFound(f"predicted asset {asset_id} not found in deployment {deployment_id}")
+    role_require(held=asset.member_role, role=role)
+    return asset
 
 
 def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Review | None) -> dict:

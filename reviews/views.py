@@ -29,7 +29,7 @@ from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services.feedback_loop import feedback_loop_submit
 from reviews.models import CampaignStatus, ReviewKind, ReviewTask, TaskStatus
 from reviews.selectors import (
-    campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_cards, review_history,
+    asset_for_review, campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_cards, review_history,
     review_tool_data,
 )
 from reviews.services.campaigns import (
@@ -226,11 +226,11 @@ def review_tool(request, deployment_id, asset_id):
 @api_view(methods=("POST",), auth="session")
 def review_save(request, deployment_id, asset_id):
     """The tool's save: JSON in ({shapes, expected_version, kind}), the new version out, errors as the API's."""
-    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
+    target = asset_for_review(user=request.user, deployment_id=deployment_id, asset_id=asset_id)
     body = require_fields(json_body(request))
     kind = body.get("kind") if body.get("kind") in (ReviewKind.ACCEPT, ReviewKind.REVIEW) else ReviewKind.REVIEW
-    asset = review_submit(asset_id=asset_id, reviewer=request.user, shapes=body.get("shapes"), kind=kind,
-                          expected_version=body.get("expected_version"), deployment=deployment)
+    asset = review_submit(asset_id=target.pk, reviewer=request.user, shapes=body.get("shapes"), kind=kind,
+                          expected_version=body.get("expected_version"), asset=target)
     return 200, {"version": asset.version, "status": asset.status}
 
 
