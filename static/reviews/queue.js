@@ -1,7 +1,7 @@
 // Keyboard shortcuts of the review queue (/ search, g t d views, j k move, x tick, Enter open, r review, m model's
-// shapes, ? help)
-// and of the asset page (Backspace back to the queue, r review); ticks kept while the labeler switches views or
-// loads more, until they are cleared (the "clear" beside the count) or the tab is closed.
+// shapes, ? help) and of the asset page (Backspace back to the queue, r review); ticks kept while the labeler
+// switches views or loads more, until they are cleared (the "clear" beside the count), a bulk action is carried
+// out or the tab is closed.
 (function () {
   "use strict";
 
@@ -150,6 +150,9 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    // A bulk action that was carried out used the ticks: the queue it came from starts with none.
+    const done = document.querySelector("[data-ticks-done]");
+    if (done) sessionStorage.removeItem("loupe-ticks:" + done.dataset.ticksDone);
     restoreTicks();
     showDrawn(document.documentElement.classList.contains("draw-model"));
     document.querySelectorAll("[data-draw-toggle]").forEach((button) => button.addEventListener("click", toggleDrawn));

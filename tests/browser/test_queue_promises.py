@@ -67,6 +67,15 @@ def test_ticks_survive_views_and_loading_more_and_a_reload_starts_at_the_top(pag
     expect(page.locator("#results .asset")).to_have_count(48)
     assert page.locator("#results .asset").first.get_attribute("data-asset") == first
 
+    # Carried out, the bulk action used the ticks: back in the queue, none is left.
+    page.click("[data-testid=bulk-accept]")
+    page.click("[data-testid=confirm-accept]")
+    expect(page.locator("h1")).to_contain_text("3 predictions accepted")
+    page.goto(f"{live_server.url}/deployments/{queue.id}/queue/")
+    page.wait_for_selector("#results .asset")
+    expect(page.locator("[data-testid=ticked]")).to_be_hidden()
+    expect(page.locator('#results input[name=asset]:checked')).to_have_count(0)
+
 
 def test_backspace_on_the_asset_page_goes_back_to_the_queue(page, live_server, users, queue):  # noqa: F811
     log_in(page, live_server, "labeler")
