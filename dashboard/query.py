@@ -33,7 +33,7 @@ QUERY_HELP = [
     ("since:24h", "Predicted in the last 24 hours (units s, m, h, d, w), or since a UTC date or time: "
                   "since:2026-11-01, since:2026-11-01T08:30."),
     ("until:2026-11-01", "Predicted before that moment (UTC); takes the same values as since."),
-    ("reviewed_by:alice", "Reviewed by the user alice."),
+    ("reviewed_by:alice", "Reviewed by the user alice; reviewed_by:me, by you."),
     ("filename:*.png", "The filename matches the pattern, any case: * is any characters, ? exactly one."),
     ("frame_12", 'A word without a filter: the filename contains it, any case; quote words holding : < > = '
                  'or spaces ("cam:1").'),
@@ -248,6 +248,7 @@ _COMPARE = tuple(_LOOKUPS)
 class _Context:
     deployment: object
     now: datetime
+    user: object = None  # the person searching, for reviewed_by:me
     _labels: list[tuple[int, str]] | None = field(default=None, repr=False)
 
     def has_term(self, terms: list[str]) -> Q:
@@ -289,6 +290,14 @@ def _label(operator: str, value: str, context: _Context) -> Q:
 
 def _reviewed_label(operator: str, value: str, context: _Context) -> Q:
     return context.has_term([f"reviewed:{class_id}" for class_id in context.label_ids(value)])
+
+
+def _reviewed_by(operator: str, value: str, context: _Context) -> Q:
+    if value.casefold() == "me":
+        if context.user is None:
+            raise _BadValue("reviewed_by:me needs a signed-in person", "write a username: reviewed_by:alice")
+        return Q(reviewed_by=context.user)
+    return Q(reviewed_by__username=value)
 
 
 def _tag(operator: str, value: str, context: _Context) -> Q:
@@ -342,19 +351,20 @@ _FILTERS = {
     "source": _Filter(_EQUAL, "source:camera-1", _text, _equal("source")),
     "since": _Filter(_EQUAL, "since:24h", _moment, _since),
     "until": _Filter(_EQUAL, "until:2026-11-01", _moment, _until),
-    "reviewed_by": _Filter(_EQUAL, "reviewed_by:alice", _text, _equal("reviewed_by__username")),
+    "reviewed_by": _Filter(_EQUAL, "reviewed_by:alice", _text, _reviewed_by),
     "reviewed_label": _Filter(_EQUAL, "reviewed_label:car", _text, _reviewed_label),
     "filename": _Filter(_EQUAL, "filename:*.png", _text, _filename),
 }
 _BARE_WORD = _Filter(("",), "frame_12", _text, _contains)
 
 
-def query_filter(*, deployment, text: str, now: datetime | None = None) -> Q:
+def query_filter(*, deployment, text: str, now: datetime | None = None, user=None) -> Q:
     """The Q that keeps the assets of `deployment` matching `text` (apply it to the deployment's assets).
 
-    Label names are resolved against the deployment's label map; relative times count back from `now`.
+    Label names are resolved against the deployment's label map; relative times count back from `now`;
+    reviewed_by:me means `user`.
     """
-    context = _Context(deployment, now or timezone.now())
+    context = _Context(deployment, now or timezone.now(), user)
     condition = Q()
     for term in parse_query(text):
         spec = _FILTERS[term.key] if term.key else _BARE_WORD

@@ -6,20 +6,22 @@ import math
 import markdown
 import nh3
 from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.urls import reverse
 
-from dashboard.models import Deployment, PredictedAsset, Role
+from dashboard.errors import NotFound
+from dashboard.models import AssetStatus, Deployment, Membership, PredictedAsset, Role
 from dashboard.selectors.assets import SORTS, cursor_for, predicted_assets_page
-from dashboard.selectors.deployments import label_map
+from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
-from dashboard.selectors.access import membership_require
+from dashboard.selectors.access import membership_require, role_require
 from reviews.models import CampaignStatus, Review, ReviewCampaign, TaskStatus
 
 
-def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, order: str) -> PredictedAsset | None:
+def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, order: str,
+               user=None) -> PredictedAsset | None:
     """The asset after `asset` in the queue's order, read by keyset from its position.
 
     The position holds even once `asset` stops matching the query (say status:to_review after its review).
@@ -27,8 +29,26 @@ def next_asset(*, deployment: Deployment, asset: PredictedAsset, query: str, ord
     # The queue's own cursor format, so "next" here is exactly what the queue would show next.
     cursor = cursor_for(asset, SORTS[order])
     page = predicted_assets_page(deployment=deployment, query=query, order=order, cursor=cursor, limit=1,
-                                 with_predictions=False)
+                                 with_predictions=False, user=user)
     return page.items[0] if page.items else None
+
+
+def asset_for_review(*, user, deployment_id, asset_id, role: str = Role.LABELER) -> PredictedAsset:
+    """The asset a save writes to, with what the save needs of it and of its deployment, and the user's role in
+    the deployment's organization, all in one query (the tool's save is the labeler's hottest path).
+
+    A user who is not a member with `role`, or an asset of another deployment, is told it does not exist.
+    """
+    member_role = Membership.objects.filter(
+        organization_id=OuterRef("deployment__organization_id"), user_id=user.pk, user__is_active=True
+    ).values("role")[:1]
+    asset = (PredictedAsset.objects.filter(pk=asset_id, deployment_id=deployment_id).select_related("deployment")
+             .only("version", "width", "height", "deployment_id", "deployment__type", "deployment__organization_id")
+             .annotate(member_role=Subquery(member_role)).first())
+    if asset is None or asset.member_role is None:
+        raise NotFound(f"predicted asset {asset_id} not found in deployment {deployment_id}")
+    role_require(held=asset.member_role, role=role)
+    return asset
 
 
 def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Review | None) -> dict:
@@ -56,6 +76,60 @@ def review_tool_data(*, deployment: Deployment, asset: PredictedAsset, last: Rev
         },
         "save_url": reverse("review-save", args=[deployment.id, asset.id]),
     }
+
+
+REVIEWED_STATUSES = (AssetStatus.REVIEWED, AssetStatus.SUBMITTED)
+
+
+def review_cards(*, deployment: Deployment, assets, labels: dict[int, dict] | None = None) -> list[dict]:
+    """The pictures of the queue and the asset page: once an asset is reviewed (or submitted) they draw the
+    review's shapes, every one of them, and keep the model's under `model_card` for the labeler's toggle."""
+    labels = label_map(deployment) if labels is None else labels
+    cards = asset_cards(deployment=deployment, assets=assets, labels=labels)
+    for card in cards:
+        asset = card["asset"]
+        card["model_card"] = None
+        if asset.status in REVIEWED_STATUSES and asset.reviewed_shapes is not None:
+            card["model_card"] = {"asset": asset, "shapes": card["shapes"]}
+            card["shapes"] = display_shapes(asset.reviewed_shapes, labels=labels, min_threshold=0)
+    return cards
+
+
+def _shape_key(shape: dict) -> str:
+    # What a person sees of a shape: its class and geometry; the model's score is not the person's to change.
+    return repr(sorted((key, value) for key, value in shape.items() if key not in ("score", "id")))
+
+
+def shapes_changed(*, before: list[dict], after: list[dict]) -> dict:
+    """How `after` differs from `before`: shapes kept as they were, edited (moved, resized or relabelled),
+    added and removed. Shapes are matched as equal first; the rest pair up as edits."""
+    left = {}
+    for shape in before:
+        left[_shape_key(shape)] = left.get(_shape_key(shape), 0) + 1
+    kept = 0
+    for shape in after:
+        key = _shape_key(shape)
+        if left.get(key):
+            left[key] -= 1
+            kept += 1
+    removed_or_edited = len(before) - kept
+    added_or_edited = len(after) - kept
+    edited = min(removed_or_edited, added_or_edited)
+    return {"kept": kept, "edited": edited, "added": added_or_edited - edited, "removed": removed_or_edited - edited}
+
+
+def review_history(*, asset: PredictedAsset, model_shapes: list[dict], limit: int = 50) -> list[dict]:
+    """The asset's saves, newest first: who, when, what kind, and what each changed from the one before it (the
+    first from the model's shapes)."""
+    reviews = list(asset.reviews.select_related("reviewer")[:limit + 1])
+    baseline = reviews.pop().shapes if len(reviews) > limit else model_shapes  # the save before the oldest shown
+    older = list(reversed(reviews))
+    rows = []
+    for index, review in enumerate(older):
+        previous = older[index - 1].shapes if index else baseline
+        rows.append({"review": review, "count": len(review.shapes),
+                     "changes": shapes_changed(before=previous, after=review.shapes)})
+    return list(reversed(rows))
 
 
 # Campaigns

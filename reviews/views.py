@@ -16,12 +16,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from dashboard.api.base import api_view, json_body, require_fields
 from dashboard.errors import ApiError, Forbidden, ValidationFailed
-from dashboard.query import QUERY_HELP
+from dashboard.query import QUERY_HELP, parse_query
 from dashboard.models import AssetStatus, Role
 from dashboard.selectors.assets import (
     DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page, predicted_assets_waiting_count,
 )
-from dashboard.selectors.deployments import asset_cards, display_shapes, label_map
+from dashboard.selectors.deployments import display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.selectors.access import deployment_for_member, membership_require, role_require
 from monitoring.selectors import outlier_reference_active
@@ -29,7 +29,8 @@ from pipelines.selectors import feedback_loop_of, feedback_loop_versions
 from pipelines.services.feedback_loop import feedback_loop_submit
 from reviews.models import CampaignStatus, ReviewKind, ReviewTask, TaskStatus
 from reviews.selectors import (
-    campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_tool_data,
+    asset_for_review, campaign_for_member, campaign_progress, campaign_tasks, instructions_html, next_asset, review_cards, review_history,
+    review_tool_data,
 )
 from reviews.services.campaigns import (
     campaign_add_assets, campaign_assign, campaign_close, campaign_create, campaign_next_task, labelers_of, task_accept,
@@ -52,6 +53,21 @@ def _queue_state(params) -> dict:
     }
 
 
+def _queue_search(params) -> tuple[dict, dict | None]:
+    """The queue's state and, when its query cannot be read, the parser's message: every page taking `q` reads it
+    here, so a malformed search is shown as the parser explains it, never as a server error."""
+    state = _queue_state(params)
+    try:
+        parse_query(state["q"])
+    except ValidationFailed as error:
+        return state, _query_error(error, state["q"])
+    return state, None
+
+
+class _Unreadable(Exception):
+    """The page's search was refused by the parser: nothing to list."""
+
+
 def _query_error(error: ValidationFailed, query: str) -> dict:
     """The message, and the query split around the part at fault so the page can underline it."""
     position = getattr(error, "position", None)
@@ -67,7 +83,7 @@ def _query_error(error: ValidationFailed, query: str) -> dict:
 @vary_on_headers("HX-Request")
 def queue(request, deployment_id):
     deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
-    state = _queue_state(request.GET)
+    state, error = _queue_search(request.GET)
     context = {
         "deployment": deployment,
         "membership": membership,
@@ -82,19 +98,23 @@ def queue(request, deployment_id):
         "cards": [],
         "count": None,
         "next_cursor": None,
-        "error": None,
+        "error": error,
     }
     try:
+        if error:
+            raise _Unreadable
         page = predicted_assets_page(
-            deployment=deployment, query=state["q"], order=state["sort"],
-            cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE,
+            deployment=deployment, query=state["q"], order=state["sort"], user=request.user,
+            cursor=(request.GET.get("cursor") if request.htmx else None) or None, limit=PAGE_SIZE,
         )
-        context["cards"] = asset_cards(deployment=deployment, assets=page.items)
+        context["cards"] = review_cards(deployment=deployment, assets=page.items)
         context["next_cursor"] = page.next_cursor
         if page.next_cursor:
             context["next_url"] = "?" + urlencode({**state, "cursor": page.next_cursor})
-    except ValidationFailed as error:  # a QuerySyntaxError, or a cursor from another sort
-        context["error"] = _query_error(error, state["q"])
+    except _Unreadable:
+        pass
+    except ValidationFailed as cursor_error:  # a cursor from another sort
+        context["error"] = _query_error(cursor_error, state["q"])
     context["state_query"] = urlencode(state)
     template = "reviews/queue.html"
     if request.htmx and request.GET.get("cursor"):
@@ -110,7 +130,7 @@ def queue_count(request, deployment_id):
     deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     try:
-        count = predicted_assets_matching(deployment=deployment, query=state["q"]).count()
+        count = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).count()
     except ValidationFailed:
         count = None
     return render(request, "reviews/queue.html#count", {"count": count, "state": state, "error": count is None})
@@ -124,7 +144,7 @@ def queue_new(request, deployment_id):
     state = _queue_state(request.GET)
     try:
         opened_at = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
-        new = predicted_assets_matching(deployment=deployment, query=state["q"]).filter(created_at__gt=opened_at).count()
+        new = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).filter(created_at__gt=opened_at).count()
     except (ValueError, ValidationFailed):
         new = 0
     return render(
@@ -138,20 +158,29 @@ def queue_new(request, deployment_id):
 def asset_detail(request, deployment_id, asset_id):
     deployment, membership = deployment_for_member(user=request.user, deployment_id=deployment_id)
     asset = get_object_or_404(
-        predicted_assets_matching(deployment=deployment).prefetch_related("predictions"), pk=asset_id
+        predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
+        pk=asset_id,
     )
     labels = label_map(deployment)
     predictions = asset_predictions(asset)
     shadow = predictions.shadow
+    state, error = _queue_search(request.GET)
+    card = review_cards(deployment=deployment, assets=[asset], labels=labels)[0]
     context = {
+        "query_error": error,
         "deployment": deployment,
         "asset": asset,
-        "card": asset_cards(deployment=deployment, assets=[asset], labels=labels)[0],
+        "card": card,
+        "reviewed_shapes": card["shapes"] if card["model_card"] else [],
+        # The first save is compared with what the model's picture draws: its shapes over the threshold.
+        "history": review_history(asset=asset, model_shapes=[
+            shape for shape in predictions.champion_shapes
+            if shape.get("score") is None or shape["score"] >= deployment.min_threshold]),
         "champion": predictions.champion,
         "shadow": shadow,
         "shadow_shapes": display_shapes(shadow.shapes, labels=labels, min_threshold=0) if shadow else [],
         "champion_shapes": display_shapes(predictions.champion_shapes, labels=labels, min_threshold=0),
-        "state_query": urlencode(_queue_state(request.GET)),
+        "state_query": urlencode(state),
     }
     return render(request, "reviews/asset_detail.html", context)
 
@@ -164,8 +193,9 @@ def review_tool(request, deployment_id, asset_id):
         predicted_assets_matching(deployment=deployment).select_related("reviewed_by").prefetch_related("predictions"),
         pk=asset_id,
     )
-    state = _queue_state(request.GET)
-    following = next_asset(deployment=deployment, asset=asset, query=state["q"], order=state["sort"])
+    state, error = _queue_search(request.GET)
+    following = None if error else next_asset(deployment=deployment, asset=asset, query=state["q"],
+                                              order=state["sort"], user=request.user)
     state_query = urlencode(state)
     history = list(asset.reviews.select_related("reviewer")[:10])  # newest first
     data = review_tool_data(deployment=deployment, asset=asset, last=history[0] if history else None)
@@ -188,6 +218,7 @@ def review_tool(request, deployment_id, asset_id):
         "next": following,
         "state_query": state_query,
         "history": history,
+        "query_error": error,
     }
     return render(request, "reviews/review_tool.html", context)
 
@@ -195,11 +226,11 @@ def review_tool(request, deployment_id, asset_id):
 @api_view(methods=("POST",), auth="session")
 def review_save(request, deployment_id, asset_id):
     """The tool's save: JSON in ({shapes, expected_version, kind}), the new version out, errors as the API's."""
-    deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
+    target = asset_for_review(user=request.user, deployment_id=deployment_id, asset_id=asset_id)
     body = require_fields(json_body(request))
     kind = body.get("kind") if body.get("kind") in (ReviewKind.ACCEPT, ReviewKind.REVIEW) else ReviewKind.REVIEW
-    asset = review_submit(asset_id=asset_id, reviewer=request.user, shapes=body.get("shapes"), kind=kind,
-                          expected_version=body.get("expected_version"), deployment=deployment)
+    asset = review_submit(asset_id=target.pk, reviewer=request.user, shapes=body.get("shapes"), kind=kind,
+                          expected_version=body.get("expected_version"), asset=target)
     return 200, {"version": asset.version, "status": asset.status}
 
 
@@ -208,7 +239,8 @@ def _selection(request, deployment):
     params = request.POST if request.method == "POST" else request.GET
     state = _queue_state(params)
     everything = params.get("scope") == "all"
-    assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "")
+    assets = predicted_assets_matching(deployment=deployment, query=state["q"] if everything else "",
+                                       user=request.user)
     if not everything:
         assets = assets.filter(pk__in=[value for value in params.getlist("asset") if _is_uuid(value)])
     return params, state, everything, assets
@@ -223,7 +255,7 @@ def queue_bulk_accept(request, deployment_id):
         params, state, everything, assets = _selection(request, deployment)
         min_score = min(1.0, max(0.0, float(params.get("min_score", deployment.min_threshold))))
     except (ValueError, ValidationFailed):
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.POST or request.GET)))
     if request.method == "POST":
         accepted = bulk_accept(deployment=deployment, assets=assets, reviewer=request.user, min_score=min_score)
         return render(request, "reviews/bulk_accept.html", {
@@ -250,7 +282,7 @@ def queue_submit(request, deployment_id):
     try:
         params, state, everything, assets = _selection(request, deployment)
     except ValidationFailed:
-        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.GET)))
+        return redirect(reverse("queue", args=[deployment.id]) + "?" + urlencode(_queue_state(request.POST or request.GET)))
     context = {"deployment": deployment, "state": state, "state_query": urlencode(state), "everything": everything,
                "asset_ids": params.getlist("asset"), "nothing_ticked": not everything and not params.getlist("asset"),
                "versions": feedback_loop_versions(deployment=deployment),

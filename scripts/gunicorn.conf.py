@@ -16,6 +16,12 @@ from importlib import import_module
 timeout = 30
 graceful_timeout = 10  # after SIGTERM, requests in flight get this long to finish
 keepalive = 2  # an idle kept-alive connection waits in the worker's poller, not in a thread; closed after 2 s
+# Gunicorn answers a longer request line with its own HTML 414 before Django sees it; at 8190 (its maximum without
+# lifting the check) a long search reaches Loupe, whose API refuses a query string over 4096 characters with a JSON
+# 414 naming the field (dashboard/api/base.py, MAX_QUERY_STRING) and whose parser a query over 1000 with a 400.
+# A request line over 8190 still gets gunicorn's own HTML 414: no client of Loupe's sends one (the SDK's searches
+# are bounded by the parser's 1000 characters).
+limit_request_line = 8190
 
 
 def post_worker_init(worker):

@@ -18,6 +18,22 @@ from dashboard.services.auth import api_token_authenticate, deployment_jwt_verif
 logger = logging.getLogger(__name__)
 
 
+# Loupe's own bound on an API URL's query string, under the web server's request-line limit
+# (scripts/gunicorn.conf.py, limit_request_line) so that a longer one is answered here, in JSON, naming the field.
+MAX_QUERY_STRING = 4096
+
+
+def _query_string_check(request: HttpRequest) -> None:
+    raw = request.META.get("QUERY_STRING", "")
+    if len(raw) <= MAX_QUERY_STRING:
+        return
+    longest = max(request.GET.lists(), key=lambda item: sum(len(value) for value in item[1]), default=("query", []))
+    error = ApiError(f"the URL's query string is {len(raw)} characters, over the limit of {MAX_QUERY_STRING}",
+                     [FieldError(longest[0], f"too long: the query string holds at most {MAX_QUERY_STRING} characters")])
+    error.status = 414
+    raise error
+
+
 def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
     """Wrap a view that returns (status, body), or a response of its own (a file, say), with the API's
     authentication and JSON errors. `auth` is "token" (API token), "jwt" (deployment JWT), "session" (a logged-in
@@ -35,6 +51,7 @@ def api_view(*, methods: tuple[str, ...], auth: str = "token") -> Callable:
                         405, f"{request.method} is not allowed here; use {', '.join(methods)}",
                         headers={"Allow": ", ".join(methods)},
                     )
+                _query_string_check(request)
                 request.jwt_claims = None
                 if auth == "session":
                     if not request.user.is_authenticated:

@@ -48,12 +48,13 @@ def predicted_assets_base(*, deployment: Deployment) -> QuerySet[PredictedAsset]
     return PredictedAsset.objects.filter(deployment=deployment).select_related("data", "deployment")
 
 
-def predicted_assets_matching(*, deployment: Deployment, query: str = "") -> QuerySet[PredictedAsset]:
+def predicted_assets_matching(*, deployment: Deployment, query: str = "", user=None) -> QuerySet[PredictedAsset]:
+    """The deployment's assets matching `query`; `user` is who reviewed_by:me means."""
     queryset = predicted_assets_base(deployment=deployment)
     if query.strip():
         from dashboard.query import query_filter
 
-        queryset = queryset.filter(query_filter(deployment=deployment, text=query))
+        queryset = queryset.filter(query_filter(deployment=deployment, text=query, user=user))
     return queryset
 
 
@@ -73,10 +74,11 @@ def predicted_assets_page(
     offset: int = 0,
     limit: int = 50,
     with_predictions: bool = True,
+    user=None,
 ) -> AssetPage:
     """One page of the deployment's assets matching `query`, in `order`, after `cursor` (or `offset`, API only)."""
     sort = sort_get(order)
-    queryset = predicted_assets_matching(deployment=deployment, query=query)
+    queryset = predicted_assets_matching(deployment=deployment, query=query, user=user)
     if with_predictions:
         queryset = queryset.prefetch_related("predictions")
     direction = "-" if sort.descending else ""

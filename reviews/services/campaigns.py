@@ -204,11 +204,15 @@ def tasks_done_by_review(*, asset_ids: Iterable, user) -> int:
     """A review of an asset makes its open tasks DONE (in every open campaign); campaigns that asked to close
     themselves when complete do so."""
     asset_ids = list(asset_ids)
+    now = timezone.now()
     tasks = ReviewTask.objects.filter(asset_id__in=asset_ids, status__in=OPEN_TASKS,
                                       campaign__status=CampaignStatus.OPEN)
-    campaign_ids = set(tasks.values_list("campaign_id", flat=True))
-    done = tasks.update(status=TaskStatus.DONE, done_by=user, done_at=timezone.now(), lease_until=None)
-    _close_if_complete(campaign_ids)
+    # Most reviews are of assets in no campaign: the UPDATE alone answers them, and only when it changed tasks
+    # are their campaigns read (the rows it just wrote: done at `now` by `user`, still locked by this transaction).
+    done = tasks.update(status=TaskStatus.DONE, done_by=user, done_at=now, lease_until=None)
+    if done:
+        _close_if_complete(set(ReviewTask.objects.filter(asset_id__in=asset_ids, status=TaskStatus.DONE, done_by=user,
+                                                         done_at=now).values_list("campaign_id", flat=True)))
     return done
 
 

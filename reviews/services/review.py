@@ -33,19 +33,22 @@ def _conflict(asset_id) -> Conflict:
 
 def review_submit(
     *, asset_id, reviewer: AbstractBaseUser, shapes, expected_version: int | None, kind: str = ReviewKind.REVIEW,
-    deployment: Deployment | None = None,
+    deployment: Deployment | None = None, asset: PredictedAsset | None = None,
 ) -> PredictedAsset:
     """Save the reviewer's shapes if the asset is still at `expected_version` (None: whatever it is now).
 
-    With `deployment`, an asset of another deployment is not found.
+    With `deployment`, an asset of another deployment is not found. `asset` is the asset already read, with its
+    version, size and deployment's type (reviews.selectors.asset_for_review), so it is not read again; the
+    conditional UPDATE checks the version all the same.
 
     Returns the asset as saved: its review fields (status, version, reviewed_shapes, reviewed_by, reviewed_at)
     hold what was written; other fields are read only if asked for. A caller that shows more reads it again.
     """
     # Only what validation and the write need: not the stored review, which can be thousands of shapes of JSON.
-    assets = PredictedAsset.objects.filter(deployment=deployment) if deployment is not None else PredictedAsset.objects
-    asset = (assets.select_related("deployment")
-             .only("version", "width", "height", "deployment_id", "deployment__type").filter(pk=asset_id).first())
+    if asset is None or asset.pk != asset_id:
+        assets = PredictedAsset.objects.filter(deployment=deployment) if deployment is not None else PredictedAsset.objects
+        asset = (assets.select_related("deployment")
+                 .only("version", "width", "height", "deployment_id", "deployment__type").filter(pk=asset_id).first())
     if asset is None:
         raise NotFound(f"predicted asset {asset_id} not found")
     if expected_version is None:

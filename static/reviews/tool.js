@@ -183,6 +183,7 @@
       chip.style.backgroundColor = label.color;
       return chip;
     }));
+    declutterSoon();
     renderList(shown.length);
     renderClasses();
     document.querySelectorAll("[data-source]").forEach((button) => {
@@ -194,6 +195,29 @@
       banner.textContent = top ? `${labelOf(top).name}${top.score == null ? "" : " " + top.score.toFixed(2)}` : "No class over the cut: pick one (1–9)";
       banner.style.backgroundColor = top ? labelOf(top).color : "#475569";
     }
+  }
+
+  // Chips keep their screen size while the image zooms, so at a small zoom (a phone) they pile up: one that
+  // would cover a chip already placed (the selected one first) is hidden until zooming in makes room.
+  let declutterPending = false;
+
+  function declutterSoon() {
+    if (declutterPending) return;
+    declutterPending = true;
+    requestAnimationFrame(() => {
+      declutterPending = false;
+      const chips = Array.from(labelLayer.children);
+      chips.sort((a, b) => Number(b.classList.contains("selected")) - Number(a.classList.contains("selected")));
+      const placed = [];
+      chips.forEach((chip) => {
+        chip.classList.remove("covered");
+        const box = chip.getBoundingClientRect();
+        const overlaps = placed.some((other) => box.left < other.right && other.left < box.right
+          && box.top < other.bottom && other.top < box.bottom);
+        if (overlaps) chip.classList.add("covered");
+        else placed.push(box);
+      });
+    });
   }
 
   function renderList(shownCount) {
@@ -393,6 +417,7 @@
     image.style.height = `${data.height * view.scale}px`;
     canvas.style.setProperty("--zoom", String(view.scale)); // places the chips, which keep their screen size
     document.getElementById("zoom-chip").textContent = `${Math.round(view.scale * 100)}%`;
+    declutterSoon();
   }
 
   function fit() {
@@ -427,8 +452,48 @@
     zoomAt(Math.exp(-event.deltaY * 0.0015), event.clientX, event.clientY);
   }, { passive: false });
 
+  // Two fingers pinch to zoom about their midpoint (one finger on the empty image pans, as the mouse does).
+  const touches = new Map();
+  let pinch = null;
+
+  function touchSpread() {
+    const [a, b] = Array.from(touches.values());
+    return { distance: Math.hypot(a.x - b.x, a.y - b.y) || 1, x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  }
+
+  stage.addEventListener("pointerdown", (event) => {
+    if (event.pointerType !== "touch") return;
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (touches.size === 2) {
+      pan = null;
+      pinch = touchSpread();
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
+
+  window.addEventListener("pointermove", (event) => {
+    if (!touches.has(event.pointerId)) return;
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (!pinch || touches.size !== 2) return;
+    const now = touchSpread();
+    zoomAt(now.distance / pinch.distance, now.x, now.y);
+    view.x += now.x - pinch.x;
+    view.y += now.y - pinch.y;
+    applyView();
+    pinch = now;
+  });
+
+  function touchEnd(event) {
+    touches.delete(event.pointerId);
+    if (touches.size < 2) pinch = null;
+  }
+  window.addEventListener("pointerup", touchEnd);
+  window.addEventListener("pointercancel", touchEnd);
+
   // Capture phase: a pan must start before Annotorious sees the press (it would deselect or start drawing).
   stage.addEventListener("pointerdown", (event) => {
+    if (pinch) return;
     const onShape = event.target.closest && event.target.closest(".a9s-annotation, .a9s-handle, .a9s-polygon-midpoint");
     const emptyInSelect = event.button === 0 && (tool.dataset.mode || "select") === "select" && !onShape;
     if (!(event.button === 1 || (event.button === 0 && spaceHeld) || emptyInSelect || classification)) return;
