@@ -72,6 +72,7 @@ def predicted_assets(request: HttpRequest, deployment_id):
         cursor=request.GET.get("cursor"),
         offset=integer_param(request.GET.get("offset"), "offset", low=0, high=10**9, default=0),
         limit=integer_param(request.GET.get("limit"), "limit", low=1, high=1000, default=100),
+        user=request.api_user,  # reviewed_by:me is the caller
     )
     return 200, {"items": [asset_json(asset, request) for asset in page.items], "next_cursor": page.next_cursor}
 

@@ -101,6 +101,15 @@ def test_reviewed_by_me_finds_the_assets_the_searcher_reviewed(client, reviewed,
     assert ">1</strong>" in count
 
 
+def test_reviewed_by_me_through_the_api_is_the_token_s_owner(client, reviewed, users, api_tokens):
+    deployment, first, _ = reviewed
+    path = f"/api/deployment/{deployment.id}/predictedassets"
+    for role, expected in (("ml_lead", [str(first.id)]), ("labeler", [])):
+        response = client.get(path, {"q": "reviewed_by:me"}, headers={"Authorization": f"Bearer {api_tokens[role]}"})
+        assert response.status_code == 200, response.content
+        assert [item["id"] for item in response.json()["items"]] == expected
+
+
 def test_reviewed_by_me_without_a_person_is_explained():
     from dashboard.query import QuerySyntaxError
 
