@@ -148,7 +148,7 @@ def _add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
 def _odd(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     f = image.astype(np.float32)
     if kind == "very-dark":
-        f = f * rng.uniform(0.03, 0.08)
+        f = f * rng.uniform(0.15, 0.25)  # underexposed: well below night frames, still reviewable
     elif kind == "saturated":
         f = (f - 128) * rng.uniform(3, 5) + 128 + rng.uniform(40, 90)
     elif kind == "heavy-noise":

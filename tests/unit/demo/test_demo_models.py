@@ -137,7 +137,7 @@ def test_a_few_odd_frames_and_a_late_drift() -> None:
     assert len(odd) == 5
     assert {f.metadata["anomaly"] for f in odd} <= set(ODD_KINDS)
     dark = [f.pixels().mean() for f in odd if f.metadata["anomaly"] == "very-dark"]
-    assert all(mean < 20 for mean in dark)
+    assert all(2 < mean < 30 for mean in dark)  # dark, but not black: a reviewer still sees what is in it
     assert [f.filename for f in frames[:10]] == [f.filename for f in demo_images(10, seed=3, mix="scenes")]
     assert all(f.metadata["drift"] == 0 for f in frames[:85])
     assert all(f.metadata["drift"] > 0 for f in frames[-10:])
