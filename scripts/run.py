@@ -295,7 +295,9 @@ def main():
             os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             log(f"redis-server on {os.environ['REDIS_URL']}")
         else:
-            log(f"redis-server not installed: Celery uses the filesystem broker under {var / 'broker'}")
+            log(f"redis-server not installed: Celery uses the filesystem broker under {var / 'broker'}, which is "
+                "slower for background work (a few tasks a second); `apt-get install redis-server` and make run "
+                "starts a private one")
 
         manage("migrate", "--noinput")
         manage("collectstatic", "--noinput", "--verbosity", "0")
