@@ -82,7 +82,7 @@ def test_feedback_loop_from_setup_to_submit(client, demo_org, dataset, monitor_p
         deployment.submit_to_feedback_loop(ids)
     deployment.toggle_feedback_loop(True)
     assets = [deployment.find_predicted_asset(id=i) for i in ids]
-    assert deployment.submit_to_feedback_loop(assets) == {"submitted": 2, "skipped": 1}
+    assert deployment.submit_to_feedback_loop(assets) == {"submitted": 2, "skipped": 1, "added": 2, "updated": 0}
     with pytest.raises(BadRequestError, match="predicted_asset_ids") as caught:
         deployment.submit_to_feedback_loop(q="status:TO_REVIEW")
     assert caught.value.errors[0]["field"] == "predicted_asset_ids"

@@ -218,7 +218,7 @@ def test_submit_by_query(api, api_tokens, detection, loop, assets):
                    {"q": "status:REVIEWED"})
     assert response.json() == {"submitted": 2, "skipped": 0, "added": 2, "updated": 0}
     again = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"], {"q": ""})
-    assert again.json() == {"submitted": 0, "skipped": 3} or again.status_code == 400
+    assert again.json() == {"submitted": 0, "skipped": 3, "added": 0, "updated": 0} or again.status_code == 400
     bad = api("POST", f"/api/deployment/{detection.id}/pipeline/fl/submit", api_tokens["labeler"], {"q": "status:"})
     assert bad.status_code == 400
 
