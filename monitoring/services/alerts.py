@@ -210,7 +210,7 @@ def _fire(rule: AlertRule, now: dt.datetime, *, value, message: str) -> Alert | 
     try:
         with transaction.atomic():
             alert = Alert.objects.create(rule=rule, status=AlertStatus.FIRING, started_at=now, value=value,
-                                         message=f"{rule.get_kind_display()}: {message}"[:500],
+                                         message=message[:500],
                                          firing_notification=notify)
     except IntegrityError:  # another evaluation opened it first (the one-firing-per-rule constraint)
         return None
