@@ -157,6 +157,8 @@ LOUPE_STATS_HOUR_DAYS = float(os.environ.get("LOUPE_STATS_HOUR_DAYS", "400"))
 # Alerts: the webhook's timeout in seconds, and the cool-down (seconds) in which a rule sends no second message.
 LOUPE_ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("LOUPE_ALERT_WEBHOOK_TIMEOUT", "5"))
 LOUPE_ALERT_COOLDOWN_SECONDS = float(os.environ.get("LOUPE_ALERT_COOLDOWN_SECONDS", "900"))
+# /metrics (docs/deployment.md): the bearer token a Prometheus scraper sends; unset, /metrics answers 404.
+LOUPE_METRICS_TOKEN = os.environ.get("LOUPE_METRICS_TOKEN", "")
 # Rounds of the paired bootstrap comparing shadow and champion on the same reviewed images.
 LOUPE_QUALITY_BOOTSTRAP_ROUNDS = int(os.environ.get("LOUPE_QUALITY_BOOTSTRAP_ROUNDS", 1000))
 # How many of a deployment's first predictions make its outlier reference until a training set is given.

@@ -2,9 +2,10 @@
 from django.urls import path
 
 from monitoring import api, stats_api
-from monitoring.views import alerts, overview, training_data
+from monitoring.views import alerts, metrics, overview, training_data
 
 urlpatterns = [
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/deployment/<uuid:deployment_id>/predictions", api.predictions_create, name="api-predictions"),
     path("api/prediction/<uuid:oracle_prediction_id>/shadow", api.shadow_create, name="api-shadow"),
     path("api/deployment/<uuid:deployment_id>/pipeline/td/setup", api.training_data_setup, name="api-td-setup"),
