@@ -154,7 +154,10 @@ LOUPE_EXPORT_KEEP_DAYS = float(os.environ.get("LOUPE_EXPORT_KEEP_DAYS", "7"))  #
 LOUPE_STATS_REFRESH_DELAY = float(os.environ.get("LOUPE_STATS_REFRESH_DELAY", "1"))
 LOUPE_STATS_MINUTE_DAYS = float(os.environ.get("LOUPE_STATS_MINUTE_DAYS", "14"))
 LOUPE_STATS_HOUR_DAYS = float(os.environ.get("LOUPE_STATS_HOUR_DAYS", "400"))
-# GET /metrics (Prometheus) answers only with this bearer token; unset, it answers 404.
+# Alerts: the webhook's timeout in seconds, and the cool-down (seconds) in which a rule sends no second message.
+LOUPE_ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("LOUPE_ALERT_WEBHOOK_TIMEOUT", "5"))
+LOUPE_ALERT_COOLDOWN_SECONDS = float(os.environ.get("LOUPE_ALERT_COOLDOWN_SECONDS", "900"))
+# /metrics (docs/deployment.md): the bearer token a Prometheus scraper sends; unset, /metrics answers 404.
 LOUPE_METRICS_TOKEN = os.environ.get("LOUPE_METRICS_TOKEN", "")
 # Rounds of the paired bootstrap comparing shadow and champion on the same reviewed images.
 LOUPE_QUALITY_BOOTSTRAP_ROUNDS = int(os.environ.get("LOUPE_QUALITY_BOOTSTRAP_ROUNDS", 1000))
@@ -223,6 +226,8 @@ CELERY_BEAT_SCHEDULE = {
     "export-jobs-expire": {"task": "dashboard.tasks.export_jobs_expire", "schedule": 3600.0},
     "stats-reconcile": {"task": "monitoring.tasks.stats_reconcile", "schedule": 15.0},
     "stats-prune": {"task": "monitoring.tasks.stats_prune", "schedule": 3600.0},
+    # Alerts (docs/deployment.md): every active rule evaluated from the rollups and stored reports.
+    "alerts-evaluate": {"task": "monitoring.tasks.alerts_evaluate", "schedule": 60.0, "options": {"expires": 55}},
     "experiments-sweep": {"task": "pipelines.tasks.experiments_sweep", "schedule": 60.0},
     "campaigns-auto-add": {"task": "reviews.tasks.campaigns_auto_add", "schedule": 10.0},
 }

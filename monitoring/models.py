@@ -1,6 +1,7 @@
 """Monitoring's data: each asset's feature vector, the references deployments are scored against, the training data."""
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -188,3 +189,87 @@ class QualityReport(models.Model):
 
     def __str__(self) -> str:
         return f"quality of {self.deployment_id} ({self.key[:8]})"
+
+
+class AlertKind(models.TextChoices):
+    DRIFT = "drift", "Drift verdict of the latest hour"
+    LATENCY_P95 = "latency_p95", "p95 latency above (ms)"
+    UNDER_THRESHOLD = "under_threshold", "Share of predictions under the min threshold above (0–1)"
+    MAP_BELOW = "map_below", "mAP (or accuracy) below"
+    MAP_DROP = "map_drop", "mAP (or accuracy) down by Δ from its previous report"
+    SILENCE = "silence", "No prediction for N minutes"
+
+
+class AlertRule(models.Model):
+    """A condition an ML lead watches on a deployment; the beat evaluates it every minute from stored rows."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="alert_rules")
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    # Milliseconds for latency, a share in [0, 1] for under_threshold, a mAP / Δ in [0, 1], minutes for silence;
+    # ignored by drift (the deployment's own verdict decides).
+    threshold = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    window_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1), MaxValueValidator(10080)],
+                                                 help_text="How far back latency and score shares are read.")
+    webhook_url = models.URLField(max_length=500, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # What the evaluation remembers between runs (the last quality report's value and time, for map_drop).
+    memory = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.kind in (AlertKind.UNDER_THRESHOLD, AlertKind.MAP_BELOW, AlertKind.MAP_DROP) and not (
+                0.0 <= self.threshold <= 1.0):
+            raise ValidationError({"threshold": "must be between 0 and 1 for this kind"})
+        if self.kind in (AlertKind.LATENCY_P95, AlertKind.SILENCE, AlertKind.MAP_DROP) and self.threshold <= 0:
+            raise ValidationError({"threshold": "must be above 0 for this kind"})
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.threshold:g} on {self.deployment_id}"
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class NotificationState(models.TextChoices):
+    NONE = "", "No webhook"
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed (cool-down)"
+
+
+class Alert(models.Model):
+    """One firing of a rule, from the evaluation that found it true to the one that found it false."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    status = models.CharField(max_length=10, choices=AlertStatus.choices, default=AlertStatus.FIRING)
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=500)
+    # The webhook's state for each transition: firing once, resolved once.
+    firing_notification = models.CharField(max_length=10, choices=NotificationState.choices, blank=True, default="")
+    resolved_notification = models.CharField(max_length=10, choices=NotificationState.choices, blank=True, default="")
+    notification_attempts = models.PositiveSmallIntegerField(default=0)
+    notification_error = models.CharField(max_length=500, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [models.UniqueConstraint(fields=["rule"], condition=Q(status="firing"),
+                                               name="alert_one_firing_per_rule")]
+        indexes = [models.Index(fields=["rule", "status"])]
+
+    def __str__(self) -> str:
+        return self.message

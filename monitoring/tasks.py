@@ -75,3 +75,25 @@ def quality_report_compute(report_id: str) -> int | None:
     """Compute a stored quality report again for its selection (pages asked; the reviews it covers changed)."""
     report = QualityReport.objects.select_related("deployment").filter(pk=report_id).first()
     return None if report is None else quality.quality_report_compute(report=report).result["images"]
+
+
+@shared_task(expires=55)
+def alerts_evaluate() -> dict:
+    """Beat, every 60 s: evaluate every active alert rule from stored rows; webhooks go out as their own tasks."""
+    from monitoring.services import alerts
+
+    return alerts.alerts_evaluate()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def alert_notify(self, alert_id: str, event: str) -> str:
+    """POST one alert transition to its webhook; a failed POST is retried with exponential backoff (2, 4, 8… s,
+    capped at 5 min), the last failure recorded on the alert."""
+    from monitoring.services import alerts
+
+    try:
+        return alerts.alert_notify(alert_id=alert_id, event=event, final_attempt=self.request.retries >= self.max_retries)
+    except alerts.WebhookFailed as failure:
+        if self.request.retries >= self.max_retries:
+            return f"failed: {failure}"
+        raise self.retry(exc=failure, countdown=min(300, 2 ** (self.request.retries + 1)))

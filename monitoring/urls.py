@@ -1,8 +1,8 @@
-"""Monitoring's API routes (ingest, shadow predictions, training data, stats) and pages (the ML leads' overview)."""
+"""Monitoring's API routes (ingest, shadow predictions, training data, stats) and pages (the ML leads' overview, alerts) and /metrics."""
 from django.urls import path
 
 from monitoring import api, stats_api
-from monitoring.views import metrics, overview, training_data
+from monitoring.views import alerts, metrics, overview, training_data
 
 urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
@@ -22,6 +22,9 @@ urlpatterns = [
          name="monitoring-drift-cell"),
     path("deployments/<uuid:deployment_id>/monitoring/quality/", overview.monitoring_quality,
          name="monitoring-quality"),
+    path("deployments/<uuid:deployment_id>/monitoring/alerts/", alerts.monitoring_alerts, name="monitoring-alerts"),
+    path("deployments/<uuid:deployment_id>/monitoring/alerts/<uuid:rule_id>/", alerts.monitoring_alert_rule,
+         name="monitoring-alert-rule"),
     path("deployments/<uuid:deployment_id>/feedback-loop/training", training_data.training_data_status,
          name="feedback-loop-training"),
 ]
