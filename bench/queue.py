@@ -138,7 +138,7 @@ def make_chunk(rng: np.random.Generator, start: int, n: int, *, ids: dict, now: 
     )
     assets = "".join(
         f"{aid}\t{dep}\t{did}\t{oid}\t{st}\t{ts}\t{lat}\t{name}\t{src}\t{WIDTH}\t{HEIGHT}\t{out}\t{cnt}\t{mn}\t{mx}\t"
-        f"\\N\t{user if rv else NULL}\t{ra}\t{2 if rv else 1}\t\\N\t{cr}\n"
+        f"\\N\t{user if rv else NULL}\t{ra}\t{2 if rv else 1}\t\\N\t{cr}\t{cr}\t0\n"
         for aid, did, oid, st, ts, lat, name, src, out, cnt, mn, mx, rv, ra, cr in zip(
             asset_ids, data_ids, oracle_ids, status.tolist(), ts_text.tolist(), floats(latency), filenames,
             sources.tolist(), floats(outlier, unscored), counts.tolist(),
@@ -165,7 +165,8 @@ COLUMNS = {
                       "source, tags, metadata, created_at",
     "dashboard_predictedasset": "id, deployment_id, data_id, oracle_prediction_id, status, timestamp, latency, "
                                 "filename, source, width, height, outlier_score, shape_count, min_score, max_score, "
-                                "reviewed_shapes, reviewed_by_id, reviewed_at, version, idempotency_key, created_at",
+                                "reviewed_shapes, reviewed_by_id, reviewed_at, version, idempotency_key, created_at, "
+                                "processed_at, process_sends",  # their per-frame work done
     "dashboard_prediction": "asset_id, is_shadow, model_version_id, shapes, latency, created_at",
     "dashboard_assetterm": "deployment_id, asset_id, term",
 }

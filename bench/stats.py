@@ -342,10 +342,6 @@ def main() -> None:
         print(f"{version}; {os.cpu_count()} cores; Django {django.get_version()}; load average "
               + " ".join(f"{v:.1f}" for v in os.getloadavg()))
 
-        with connection.cursor() as db:
-            # bench/queue.py's COPY leaves out columns added since (process_sends): give them their model default
-            # in this throwaway database.
-            db.execute("ALTER TABLE dashboard_predictedasset ALTER COLUMN process_sends SET DEFAULT 0")
         began = time.perf_counter()
         filled = fill(arguments.predictions, ids, chunk=min(100_000, arguments.predictions), seed=arguments.seed)
         deployment = Deployment.objects.get(pk=ids["deployment"])
