@@ -5,6 +5,7 @@ import ast
 import contextlib
 import io
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,13 +68,13 @@ def test_the_seeds_raw_predict_snippet_gets_the_champions_prediction_and_monitor
     serving_worker, live_server, served, api_tokens, photo, client, users
 ):
     snippet = predict_snippet()
-    filled = (
-        snippet.replace('"https://serving.picsellia.com"', repr(live_server.url))
-        .replace('"<YOUR_DEPLOYMENT_ID>"', repr(str(served.id)))
-        .replace('"<YOUR_PICSELLIA_API_TOKEN>"', repr(api_tokens["ml_lead"]))
-        .replace('"path/to/image.png"', repr(str(photo)))
-    )
-    assert filled.count(live_server.url) == 1 and str(photo) in filled  # every placeholder was found
+    # The snippet's own placeholders, whatever their wording: the values its host, deployment_id and api_token
+    # variables are given, and the image path it opens.
+    values = {"host": live_server.url, "deployment_id": str(served.id), "api_token": api_tokens["ml_lead"]}
+    filled = re.sub(r'^(\s*)(host|deployment_id|api_token) = "[^"]*"',
+                    lambda m: f"{m.group(1)}{m.group(2)} = {values[m.group(2)]!r}", snippet, flags=re.M)
+    filled = filled.replace('"path/to/image.png"', repr(str(photo)))
+    assert all(filled.count(repr(value)) == 1 for value in values.values()) and str(photo) in filled
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(filled, "seed-004-predict", "exec"), {"__name__": "__main__"})
