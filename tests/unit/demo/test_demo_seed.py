@@ -19,7 +19,8 @@ def test_demo_gives_each_deployment_a_training_dataset_fed_by_its_loop(db, setti
         assert loop.active and list(loop.dataset_versions.all()) == [version]
 
 
-def test_the_demo_is_ranked_thumbnailed_and_counted_before_any_worker_runs(db, settings, django_capture_on_commit_callbacks):
+def test_the_demo_is_ranked_thumbnailed_and_counted_before_any_worker_runs(db, settings, django_capture_on_commit_callbacks,
+                                                                          monkeypatch):
     from dashboard.models import Data, PredictedAsset
     from demo.services import demo_seed
     from monitoring.models import StatsContribution
@@ -34,9 +35,14 @@ def test_the_demo_is_ranked_thumbnailed_and_counted_before_any_worker_runs(db, s
     assert not assets.filter(outlier_score__isnull=True).exists()
     assert not Data.objects.filter(thumbnail="").exists()
     assert StatsContribution.objects.filter(stale=False).count() == assets.count()
-    # The task queued for a frame at ingest, run later by the worker, finds its work done and changes nothing.
+    # The task queued for a frame at ingest, run later by the worker, finds its work done and does none of it again.
+    from monitoring.services import frames
+
+    redone = []
+    monkeypatch.setattr(frames, "predicted_asset_process", lambda **kwargs: redone.append(kwargs))
     asset = assets.order_by("-outlier_score").first()
-    processed_at, score = asset.processed_at, asset.outlier_score
     predicted_asset_process(str(asset.pk))
-    asset.refresh_from_db()
-    assert (asset.processed_at, asset.outlier_score) == (processed_at, score)
+    assert redone == []
+    PredictedAsset.objects.filter(pk=asset.pk).update(processed_at=None)  # a frame whose work is still to do
+    predicted_asset_process(str(asset.pk))
+    assert [call["asset"].pk for call in redone] == [asset.pk]
