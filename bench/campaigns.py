@@ -61,6 +61,15 @@ def main() -> None:
         Membership.objects.create(organization_id=ids["org"], user=user, role="labeler")
         labelers.append(user)
 
+    # As the campaign form does it: the labelers chosen as it is made, the tasks shared as they are written.
+    began = time.perf_counter()
+    campaign = campaign_create(deployment=deployment, user=lead, description="bench", query="",
+                               assignees=[u.username for u in labelers])
+    made_assigned = time.perf_counter() - began
+    print(f"campaign of {campaign.tasks.count():,} tasks made and shared round robin over {len(labelers)} labelers"
+          f" in one step in {made_assigned:.2f} s (aim: under 5 s)")
+    campaign.delete()
+    # The two steps apart: made into the pool, then assigned round robin (the campaign page's "Assign").
     began = time.perf_counter()
     campaign = campaign_create(deployment=deployment, user=lead, description="bench", query="")
     made = time.perf_counter() - began
@@ -75,7 +84,7 @@ def main() -> None:
         # As autovacuum would have by the time anyone opens the page: the visibility map lets counts read the index.
         cursor.execute("VACUUM (ANALYZE) reviews_reviewtask")
     print(f"campaign of {campaign.tasks.count():,} tasks made in {made:.2f} s; {assigned:,} assigned round robin "
-          f"over {len(labelers)} labelers in {assigning:.2f} s; together {made + assigning:.2f} s (aim: under 5 s)")
+          f"over {len(labelers)} labelers in {assigning:.2f} s; together {made + assigning:.2f} s")
 
     client = Client()
     client.force_login(lead)

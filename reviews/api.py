@@ -88,12 +88,16 @@ def deployment_campaigns(request: HttpRequest, deployment_id):
         body = require_fields(json_body(request) or {})
         instructions_file = None
     ids = body.get("predicted_asset_ids")
+    assignees = body.getlist("assignees") if hasattr(body, "getlist") else body.get("assignees")
+    if assignees is not None and not (isinstance(assignees, list) and all(isinstance(a, str) for a in assignees)):
+        raise ValidationFailed.from_errors([FieldError("assignees", "must be a list of usernames")])
     campaign = campaign_create(
         deployment=deployment, user=request.api_user, description=body.get("description") or "",
         instructions_text=body.get("instructions_text") or "", instructions_file=instructions_file,
         end_date=body.get("end_date"), auto_add_new_assets=_flag(body.get("auto_add_new_assets", False)),
         auto_close_on_completion=_flag(body.get("auto_close_on_completion", False)), query=body.get("q"),
-        asset_ids=[uuid_field(value, "predicted_asset_ids") for value in ids] if isinstance(ids, list) else None)
+        asset_ids=[uuid_field(value, "predicted_asset_ids") for value in ids] if isinstance(ids, list) else None,
+        assignees=assignees or None)
     return 201, campaign_json(campaign, request)
 
 

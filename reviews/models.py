@@ -103,7 +103,28 @@ class ReviewTask(models.Model):
                          condition=models.Q(lease_until__isnull=False)),
             models.Index(fields=["campaign", "done_at"], name="review_task_done",
                          condition=models.Q(done_at__isnull=False)),
+            # The campaign page's list of every task, in order, a page at a time.
+            models.Index(fields=["campaign", "position"], name="review_task_order"),
         ]
 
     def __str__(self) -> str:
         return f"{self.status} {self.asset_id}"
+
+
+class ReviewTaskCount(models.Model):
+    """How many of a campaign's tasks one holder has in one status: the progress, read without counting tasks.
+
+    Written only by the database's triggers on ReviewTask (reviews/migrations/0003_task_counts.py), so every
+    change of a task, by the ORM, in bulk SQL or by a cascade, moves the counts in the same transaction."""
+
+    campaign = models.ForeignKey(ReviewCampaign, on_delete=models.CASCADE, related_name="task_counts")
+    # The assignee's user id, 0 for the pool (no assignee): not a foreign key, so a count outlives nothing.
+    holder = models.IntegerField()
+    status = models.CharField(max_length=16, choices=TaskStatus.choices)
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "holder", "status"], name="review_task_count_key")]
+
+    def __str__(self) -> str:
+        return f"{self.holder} {self.status} {self.n}"

@@ -155,11 +155,11 @@ def campaign_progress(*, campaign: ReviewCampaign, today: dt.date | None = None)
     today = today or timezone.now().date()
     counts = {status: 0 for status in TaskStatus.values}
     people: dict = {}
-    # One pass over the campaign's tasks, grouped by who holds them and how far they are.
+    # The counts the database keeps per holder and status (ReviewTaskCount): a few rows, however many tasks.
     holders: dict = {}
-    for row in campaign.tasks.values("assignee_id", "status").annotate(n=Count("id")).order_by():
-        counts[row["status"]] += row["n"]
-        holders.setdefault(row["assignee_id"], {status: 0 for status in TaskStatus.values})[row["status"]] += row["n"]
+    for holder, status, n in campaign.task_counts.filter(n__gt=0).values_list("holder", "status", "n"):
+        counts[status] += n
+        holders.setdefault(holder or None, {status: 0 for status in TaskStatus.values})[status] += n
     names = dict(get_user_model().objects.filter(pk__in=[k for k in holders if k]).values_list("pk", "username"))
     for holder, figures in holders.items():
         people[names.get(holder, "") if holder else ""] = figures

@@ -311,7 +311,7 @@ def _is_uuid(value: str) -> bool:
 # Review campaigns
 
 
-TASKS_PER_PAGE = 100
+TASKS_PER_PAGE = 50
 
 
 def _campaign_page(request, campaign_id, role=Role.LABELER):
@@ -338,7 +338,8 @@ def campaign_list(request, deployment_id):
                 instructions_file=(upload.name, upload.read()) if upload else None, end_date=form.get("end_date"),
                 auto_add_new_assets=form.get("auto_add_new_assets") == "on",
                 auto_close_on_completion=form.get("auto_close_on_completion") == "on", query=form.get("q", ""),
-                asset_ids=[value for value in form.getlist("asset") if _is_uuid(value)] or None)
+                asset_ids=[value for value in form.getlist("asset") if _is_uuid(value)] or None,
+                assignees=form.getlist("assignee") or None)
         except ApiError as error:
             messages.error(request, error.message)
             return redirect(reverse("campaign-list", args=[deployment.id]) + "?" + urlencode(
@@ -352,6 +353,7 @@ def campaign_list(request, deployment_id):
     for campaign in campaigns:
         campaign.progress = campaign_progress(campaign=campaign)
     context = {"deployment": deployment, "membership": membership, "is_lead": is_lead, "campaigns": campaigns,
+               "labelers": labelers_of(deployment=deployment) if is_lead else [],
                "q": request.GET.get("q", "") if request.GET.get("scope") != "selected" else "",
                "asset_ids": [value for value in request.GET.getlist("asset") if _is_uuid(value)]
                if request.GET.get("scope") == "selected" else []}

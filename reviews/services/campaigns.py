@@ -66,9 +66,10 @@ def _end_date(value, fields: Fields) -> dt.date | None:
 def campaign_create(*, deployment: Deployment, user, description="", instructions_text="",
                     instructions_file: tuple[str, bytes] | None = None, end_date=None, auto_add_new_assets=False,
                     auto_close_on_completion=False, query: str | None = None, asset_ids: Iterable | None = None,
-                    order: str = DEFAULT_SORT) -> ReviewCampaign:
+                    order: str = DEFAULT_SORT, assignees=None) -> ReviewCampaign:
     """A new open campaign, with a task for each asset matching `query` ("" is every asset; None adds none yet) or
-    each of `asset_ids`, in queue order."""
+    each of `asset_ids`, in queue order; shared round robin among `assignees` (labelers' usernames or users) if
+    given, else left in the pool."""
     fields = Fields()
     description = fields.text(description, "description", max_length=MAX_DESCRIPTION) if description else ""
     instructions_text = (fields.text(instructions_text, "instructions_text", max_length=MAX_INSTRUCTIONS)
@@ -89,7 +90,7 @@ def campaign_create(*, deployment: Deployment, user, description="", instruction
             auto_close_on_completion=auto_close, query=query or "", created_by=user, added_through=timezone.now())
         if asset_ids is not None or query is not None:
             campaign_add_assets(campaign=campaign, query=query if asset_ids is None else None, asset_ids=asset_ids,
-                                order=order)
+                                order=order, assignees=assignees)
     return campaign
 
 
@@ -99,9 +100,11 @@ def _open(campaign: ReviewCampaign) -> None:
 
 
 def campaign_add_assets(*, campaign: ReviewCampaign, query: str | None = None, asset_ids: Iterable | None = None,
-                        order: str = DEFAULT_SORT, assets=None) -> int:
-    """Tasks for the assets matching `query` or listed in `asset_ids` that the campaign lacks; how many were added."""
+                        order: str = DEFAULT_SORT, assets=None, assignees=None) -> int:
+    """Tasks for the assets matching `query` or listed in `asset_ids` that the campaign lacks; how many were added.
+    With `assignees`, the new tasks are shared round robin among them as they are made (one write, not two)."""
     _open(campaign)
+    people = [person.pk for person in _labelers(campaign, assignees)] if assignees else []
     if assets is None:
         assets = predicted_assets_matching(deployment=campaign.deployment, query=query or "")
         if asset_ids is not None:
@@ -118,12 +121,14 @@ def campaign_add_assets(*, campaign: ReviewCampaign, query: str | None = None, a
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO reviews_reviewtask (campaign_id, asset_id, position, status, skip_reason, rework_comment,"
-                " updated_at) SELECT %s, asset, %s + ordinal, 'TO_DO', '', '', now()"
+                " updated_at, assignee_id) SELECT %s, asset, %s + ordinal, 'TO_DO', '', '', now(),"
+                " (%s::int[])[1 + (ordinal - 1) %% greatest(cardinality(%s::int[]), 1)]"
                 " FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(asset, ordinal) ON CONFLICT DO NOTHING",
-                [campaign.pk, last, ids])
+                [campaign.pk, last, people, people, ids])
     else:
         ReviewTask.objects.bulk_create(
-            [ReviewTask(campaign=campaign, asset_id=asset_id, position=last + index)
+            [ReviewTask(campaign=campaign, asset_id=asset_id, position=last + index,
+                        assignee_id=people[(index - 1) % len(people)] if people else None)
              for index, asset_id in enumerate(ids, start=1)], batch_size=2000, ignore_conflicts=True)
     return len(ids)
 
@@ -161,12 +166,12 @@ def campaign_assign(*, campaign: ReviewCampaign, assignees, mode: str = "round_r
     if mode == "hand":
         people = people[:1]
     # In one statement: the i-th selected task (in the campaign's order) goes to person i modulo their number.
-    selected, params = tasks.values("pk").query.sql_with_params()
+    selected, params = tasks.values("pk", "position").order_by().query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"WITH picked AS (SELECT t.id, row_number() OVER (ORDER BY t.position) - 1 AS n FROM reviews_reviewtask t"
-                f" WHERE t.id IN ({selected})) UPDATE reviews_reviewtask SET lease_until = NULL,"
+                f"WITH picked AS (SELECT s.id, row_number() OVER (ORDER BY s.position) - 1 AS n"
+                f" FROM ({selected}) AS s(id, position)) UPDATE reviews_reviewtask SET lease_until = NULL,"
                 f" assignee_id = (%s::int[])[1 + picked.n %% %s] FROM picked WHERE reviews_reviewtask.id = picked.id",
                 [*params, [person.pk for person in people], len(people)])
             return cursor.rowcount
