@@ -183,6 +183,25 @@ def test_the_api(client, detection, frames, api_tokens, users, outsider_token):
     assert closed.json()["status"] == "CLOSED"
 
 
+def test_a_campaign_is_shared_round_robin_as_it_is_made_or_not_at_all(client, detection, frames, api_tokens,
+                                                                       second_labeler):
+    url = f"/api/deployment/{detection.id}/campaigns"
+    made = _api(client, "post", url, api_tokens["ml_lead"], {"q": "", "assignees": ["labeler", "labeler2"]})
+    assert made.status_code == 201
+    tasks = _api(client, "get", f"/api/campaigns/review/{made.json()['id']}/tasks", api_tokens["ml_lead"]).json()
+    # In the campaign's order, one each in turn.
+    assert [t["assignee"] for t in tasks["items"]] == ["labeler", "labeler2"] * 3
+    people = {p["username"]: p["TO_DO"] for p in made.json()["progress"]["people"]}
+    assert people == {"labeler": 3, "labeler2": 3}
+    before = ReviewTask.objects.count()
+    for assignees, rule in ((["labeler", "nobody"], "not members of the organization: nobody"),
+                            ("labeler", "must be a list of usernames")):
+        refused = _api(client, "post", url, api_tokens["ml_lead"], {"q": "", "assignees": assignees})
+        assert refused.status_code == 400
+        assert refused.json()["errors"] == [{"field": "assignees", "message": rule}]
+    assert ReviewTask.objects.count() == before and detection.campaigns.count() == 1
+
+
 def test_an_instructions_file_is_checked_by_its_content(client, detection, api_tokens, png_bytes):
     url = f"/api/deployment/{detection.id}/campaigns"
     headers = {"Authorization": f"Bearer {api_tokens['ml_lead']}"}
@@ -197,3 +216,14 @@ def test_an_instructions_file_is_checked_by_its_content(client, detection, api_t
     image = io.BytesIO(png_bytes())
     image.name = "guide.png"
     assert client.post(url, {"description": "img", "instructions_file": image}, headers=headers).status_code == 201
+
+
+def test_the_new_campaign_form_shares_it_among_the_labelers_ticked(client, detection, frames, users, second_labeler):
+    client.force_login(users["ml_lead"])
+    page = client.get(f"/deployments/{detection.id}/campaigns/")
+    assert b'name="assignee"' in page.content and b">labeler2</option>" in page.content
+    answer = client.post(f"/deployments/{detection.id}/campaigns/",
+                         {"description": "night", "q": "source:camera-2", "assignee": ["labeler2"]})
+    assert answer.status_code == 302
+    campaign = detection.campaigns.get()
+    assert list(campaign.tasks.values_list("assignee__username", flat=True)) == ["labeler2"] * 3
