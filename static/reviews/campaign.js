@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const chart = JSON.parse(data.textContent);
   new window.Chart(canvas, {
     type: "bar",
-    data: { labels: chart.days, datasets: [{ label: "done or skipped", data: chart.done, backgroundColor: "#16a34a" }] },
+    data: { labels: chart.days, datasets: [{ label: "done or skipped", data: chart.done, backgroundColor: "#16a34a", maxBarThickness: 48 }] },
     options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
   });
 });

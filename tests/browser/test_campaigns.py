@@ -63,6 +63,7 @@ def test_a_campaign_from_making_to_closing_itself(browser, live_server, users, b
     lead.select_option("select[name=assignee]", ["labeler", "bob"])
     lead.click("[data-testid=assign-form] button[type=submit]")
     expect(lead.locator(".flash")).to_contain_text("Assigned 4")
+    expect(lead.locator("[data-testid=chart-empty]")).to_contain_text("Nothing done yet")
     lead.screenshot(path=screenshot_dir / "campaign-lead.png", full_page=True)
 
     labeler = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -108,4 +109,5 @@ def test_a_campaign_from_making_to_closing_itself(browser, live_server, users, b
     assert reworked.status == TaskStatus.DONE and campaign.status == CampaignStatus.CLOSED
     lead.goto(f"{live_server.url}/campaigns/{campaign.id}/")
     expect(lead.locator("[data-testid=campaign-status]")).to_have_text("Closed")
+    expect(lead.locator("#campaign-canvas")).to_be_visible()
     lead.screenshot(path=screenshot_dir / "campaign-closed.png", full_page=True)
