@@ -20,7 +20,8 @@ from dashboard.selectors.predictions import asset_predictions
 from dashboard.shapes import shape_iou
 from monitoring.models import ModelRole
 from monitoring.quality import COCO_STAT_NAMES
-from monitoring.selectors.stats import StatsFigures, bucket_for, stats_first_prediction, stats_series, stats_window
+from monitoring.selectors.stats import (StatsFigures, bucket_for, predicted_assets_count, predicted_assets_in,
+                                       stats_first_prediction, stats_series, stats_window)
 from monitoring.services.drift import drift_report
 from monitoring.services.quality import quality_report
 from monitoring.services.stats import figures_of_assets
@@ -144,25 +145,32 @@ def _deployment(request: HttpRequest, deployment_id) -> Deployment:
     return deployment
 
 
-def _assets(query: StatsQuery):
+def _assets(query: StatsQuery, *, reviewed_only: bool = False):
     """The raw predicted assets the query selects (for per-prediction answers and raw-row figures)."""
-    assets = PredictedAsset.objects.filter(deployment=query.deployment, timestamp__gte=query.start,
-                                           timestamp__lt=query.end)
-    for tag in query.tags:
-        assets = assets.filter(terms__term=f"tag:{tag.lower()}")
-    if query.model_id:
-        assets = assets.filter(predictions__model_version_id=query.model_id)
-    if query.includes:
-        assets = assets.filter(pk__in=query.includes)
+    return predicted_assets_in(deployment=query.deployment, start=query.start, end=query.end, tags=query.tags,
+                               model_version_id=query.model_id, includes=query.includes, excludes=query.excludes,
+                               reviewed_only=reviewed_only)
+
+
+def _count(query: StatsQuery, *, reviewed_only: bool) -> int:
+    """How many predictions the query selects: from the rollups (and the window's ragged edges) when they hold the
+    selection, else from the raw rows (several tags, lists of ids: bounded by MAX_IDS where it is ids)."""
+    if len(query.tags) > 1 or query.includes:
+        return _assets(query, reviewed_only=reviewed_only).count()
+    total = predicted_assets_count(deployment=query.deployment, start=query.start, end=query.end,
+                                   tag=query.tags[0].lower() if query.tags else "", model_version_id=query.model_id,
+                                   reviewed_only=reviewed_only)
     if query.excludes:
-        assets = assets.exclude(pk__in=query.excludes)
-    return assets.distinct()
+        total -= predicted_assets_in(deployment=query.deployment, start=query.start, end=query.end, tags=query.tags,
+                                     model_version_id=query.model_id, includes=query.excludes,
+                                     reviewed_only=reviewed_only).count()
+    return total
 
 
 def _figures(query: StatsQuery) -> StatsFigures:
     if len(query.tags) <= 1 and not query.includes and not query.excludes:
         return stats_window(deployment=query.deployment, start=query.start, end=query.end, role=query.role,
-                            tag=query.tags[0] if query.tags else "", model_version_id=query.model_id)
+                            tag=query.tags[0].lower() if query.tags else "", model_version_id=query.model_id)
     assets = _assets(query)
     if assets.count() > MAX_RAW_ASSETS:
         raise ValidationFailed.from_errors([FieldError(
@@ -196,7 +204,7 @@ def _aggregated_metrics(query: StatsQuery) -> dict:
                            "latency_p95": figures.quantile("latency", 0.95)}
                           for start, figures in stats_series(
                               deployment=query.deployment, start=query.start, end=query.end, role=query.role,
-                              tag=query.tags[0] if query.tags else "", model_version_id=query.model_id, bucket=bucket)]
+                              tag=query.tags[0].lower() if query.tags else "", model_version_id=query.model_id, bucket=bucket)]
     return body
 
 
@@ -217,7 +225,7 @@ def _aggregated_quality(query: StatsQuery) -> dict:
     # An open end is "up to now": stored under that name, so asking again reads it until the reviews change.
     report = quality_report(deployment=query.deployment, start=None if query.open_start else query.start,
                             end=None if query.open_end else query.end,
-                            tag=query.tags[0] if query.tags else "", model_version_id=query.model_id,
+                            tag=query.tags[0].lower() if query.tags else "", model_version_id=query.model_id,
                             includes=query.includes, excludes=query.excludes)
     result = report["result"] or {}
     chosen = result.get("shadow" if query.role == ModelRole.SHADOW else "champion") or {}
@@ -234,7 +242,7 @@ def _aggregated_drift(query: StatsQuery) -> dict:
             "tags" if len(query.tags) > 1 else "includes", "drift is measured over one tag at a time, by window")])
     window = "hour" if query.end - query.start <= dt.timedelta(days=2) else "day"
     report = drift_report(deployment=query.deployment, start=query.start, end=query.end, window=window,
-                          tag=query.tags[0] if query.tags else "", model_version_id=query.model_id, role=query.role)
+                          tag=query.tags[0].lower() if query.tags else "", model_version_id=query.model_id, role=query.role)
     latest = report["windows"][-1] if report["windows"] else None
     return {**report, "drifted": latest["drifted"] if latest else None}
 
@@ -314,11 +322,9 @@ def _matches(predicted: list[dict], truth: list[dict], *, width: int, height: in
 def prediction_stats(request: HttpRequest, deployment_id):
     deployment = _deployment(request, deployment_id)
     query = _query(request, deployment, aggregated=False)
-    assets = _assets(query)
-    if query.metric.startswith("REVIEWS_"):
-        assets = assets.filter(status__in=[AssetStatus.REVIEWED, AssetStatus.SUBMITTED])
-    total = assets.count()
-    page = list(assets.select_related("deployment").prefetch_related("predictions")
+    reviewed_only = query.metric.startswith("REVIEWS_")
+    total = _count(query, reviewed_only=reviewed_only)
+    page = list(_assets(query, reviewed_only=reviewed_only).select_related("deployment").prefetch_related("predictions")
                 .order_by("-timestamp", "-id")[query.offset:query.offset + query.limit])
     return 200, {**query.echo(), "count": total, "offset": query.offset, "limit": query.limit,
                  "items": [_item(asset, query) for asset in page]}

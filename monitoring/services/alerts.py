@@ -77,7 +77,7 @@ def alerts_history(*, deployment: Deployment, limit: int = 100) -> list[Alert]:
 # Evaluation: each kind reads a few stored rows and answers (firing?, value, message).
 
 
-def _latency(rule: AlertRule, now: dt.datetime):
+def _latency(rule: AlertRule, now: dt.datetime, shared: dict):
     figures = stats_window(deployment=rule.deployment, start=now - dt.timedelta(minutes=rule.window_minutes), end=now)
     p95 = figures.quantile("latency", 0.95)
     if not figures.count or p95 is None:
@@ -87,7 +87,7 @@ def _latency(rule: AlertRule, now: dt.datetime):
                                     f"(limit {rule.threshold:g} ms)"
 
 
-def _under_threshold(rule: AlertRule, now: dt.datetime):
+def _under_threshold(rule: AlertRule, now: dt.datetime, shared: dict):
     figures = stats_window(deployment=rule.deployment, start=now - dt.timedelta(minutes=rule.window_minutes), end=now)
     if not figures.count:
         return False, None, "no predictions in the window"
@@ -101,8 +101,13 @@ def _under_threshold(rule: AlertRule, now: dt.datetime):
                                            f"{rule.deployment.min_threshold:g} (limit {rule.threshold:.0%})")
 
 
-def _drift(rule: AlertRule, now: dt.datetime):
-    report = drift_report(deployment=rule.deployment, start=now - dt.timedelta(days=1), end=now, window="hour")
+def _drift(rule: AlertRule, now: dt.datetime, shared: dict):
+    # One report per deployment and run: N drift rules on a deployment (a webhook each) test its day once.
+    key = ("drift", rule.deployment_id, "hour", now)
+    if key not in shared:
+        shared[key] = drift_report(deployment=rule.deployment, start=now - dt.timedelta(days=1), end=now,
+                                   window="hour")
+    report = shared[key]
     if not report["windows"]:
         return False, None, "no predictions in the last day"
     latest = report["windows"][-1]
@@ -125,14 +130,14 @@ def _quality_value(deployment: Deployment):
     return None, None, None
 
 
-def _map_below(rule: AlertRule, now: dt.datetime):
+def _map_below(rule: AlertRule, now: dt.datetime, shared: dict):
     value, _, metric = _quality_value(rule.deployment)
     if value is None:
         return False, None, "no quality report yet (review some predictions)"
     return value < rule.threshold, value, f"{metric} {value:.3f} (limit {rule.threshold:.3f})"
 
 
-def _map_drop(rule: AlertRule, now: dt.datetime):
+def _map_drop(rule: AlertRule, now: dt.datetime, shared: dict):
     value, computed_at, metric = _quality_value(rule.deployment)
     if value is None:
         return False, None, "no quality report yet (review some predictions)"
@@ -151,7 +156,7 @@ def _map_drop(rule: AlertRule, now: dt.datetime):
                                           f"(limit {rule.threshold:.3f})")
 
 
-def _silence(rule: AlertRule, now: dt.datetime):
+def _silence(rule: AlertRule, now: dt.datetime, shared: dict):
     # The newest minute row holding a prediction (the rollups lag ingest by seconds, a minute row is one per minute).
     latest = (StatsRollup.objects.filter(deployment=rule.deployment, bucket=RollupBucket.MINUTE, tag="",
                                          role=ModelRole.CHAMPION, count__gt=0)
@@ -166,10 +171,11 @@ EVALUATORS = {AlertKind.LATENCY_P95: _latency, AlertKind.UNDER_THRESHOLD: _under
               AlertKind.MAP_BELOW: _map_below, AlertKind.MAP_DROP: _map_drop, AlertKind.SILENCE: _silence}
 
 
-def alert_rule_evaluate(*, rule: AlertRule, now: dt.datetime | None = None) -> str | None:
-    """Evaluate one rule; "firing" or "resolved" when its state changed, else None."""
+def alert_rule_evaluate(*, rule: AlertRule, now: dt.datetime | None = None, shared: dict | None = None) -> str | None:
+    """Evaluate one rule; "firing" or "resolved" when its state changed, else None. `shared` holds what the rules
+    of one run read alike (a deployment's drift report), so it is computed once per run."""
     now = now or timezone.now()
-    firing, value, message = EVALUATORS[rule.kind](rule, now)
+    firing, value, message = EVALUATORS[rule.kind](rule, now, {} if shared is None else shared)
     current = Alert.objects.filter(rule=rule, status=AlertStatus.FIRING).first()
     if firing and current is None:
         return "firing" if _fire(rule, now, value=value, message=message) else None
@@ -185,9 +191,10 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> dict:
     """Evaluate every active rule (the beat, every minute); {"evaluated", "fired", "resolved"}."""
     now = now or timezone.now()
     counts = {"evaluated": 0, "fired": 0, "resolved": 0}
+    shared: dict = {}
     for rule in AlertRule.objects.filter(active=True).select_related("deployment"):
         try:
-            change = alert_rule_evaluate(rule=rule, now=now)
+            change = alert_rule_evaluate(rule=rule, now=now, shared=shared)
         except Exception:  # one broken rule (a deleted deployment's rows mid-way) must not stop the others
             logger.exception("alert rule %s could not be evaluated", rule.pk)
             continue
