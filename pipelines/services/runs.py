@@ -7,6 +7,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 
 from pipelines.backends import TrainingCancelled, backend_for
 from pipelines.models import Experiment, ExperimentStatus
@@ -57,11 +58,15 @@ def experiment_run(*, experiment_id, worker: str) -> Experiment | None:
             description=f"Trained by experiment {experiment.name} ({experiment.get_backend_display()}).",
             source="experiment",
         )
-        if not experiment_finish(experiment=experiment, status=ExperimentStatus.SUCCEEDED, metrics=trained.metrics,
-                                 model_version=version, text=f"Made model version {version.name}.\n"):
-            return Experiment.objects.get(pk=experiment.pk)  # cancelled meanwhile: the version stays unused
-        experiment.refresh_from_db()
-        experiment_deploy(experiment=experiment, evaluation=trained.evaluation)
+        heartbeat.stopped.set()  # its writes would wait on the transaction below
+        # SUCCEEDED and what continuous deployment did with the version are seen together, never one without the other.
+        with transaction.atomic():
+            if not experiment_finish(experiment=experiment, status=ExperimentStatus.SUCCEEDED,
+                                     metrics=trained.metrics, model_version=version,
+                                     text=f"Made model version {version.name}.\n"):
+                return Experiment.objects.get(pk=experiment.pk)  # cancelled meanwhile: the version stays unused
+            experiment.refresh_from_db()
+            experiment_deploy(experiment=experiment, evaluation=trained.evaluation)
     except TrainingCancelled:
         pass
     except SoftTimeLimitExceeded:
