@@ -1,7 +1,8 @@
 """The whole loop on a live server, a real Redis and a real Celery worker consuming the celery, serving and training
 queues, driven through the Python client: the demo's face frames predicted (and so monitored) by the Haar champion,
 reviewed, submitted until the threshold, one experiment of the reference trainer, its model version deployed as the
-champion, and the next predict answering with it."""
+champion (or the shadow, by the policy), and the next predict answering with it (or recording the shadow's
+prediction beside the champion's)."""
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from celery import signals
 from celery.contrib.testing.worker import start_worker
 from django.db import connections
 
-from dashboard.models import PredictedAsset
+from dashboard.models import PredictedAsset, Prediction
 from dashboard.services.datasets import dataset_create, dataset_version_create
 from pipelines.models import Experiment, ExperimentStatus
 from tests.unit.pipelines.demo_reviews import faces_deployment, simulated_review
@@ -46,8 +47,9 @@ def _wait_for(predicate, timeout: float):
     raise AssertionError(f"not within {timeout} s")
 
 
+@pytest.mark.parametrize("policy", ["DEPLOY_CHAMPION", "DEPLOY_SHADOW"])
 def test_reviews_past_the_threshold_train_one_version_that_the_next_predict_answers_with(
-        pipeline_worker, live_server, organization, api_tokens, users, settings):
+        policy, pipeline_worker, live_server, organization, api_tokens, users, settings):
     from demo import demo_images
     from loupe_sdk import Client
 
@@ -62,7 +64,7 @@ def test_reviews_past_the_threshold_train_one_version_that_the_next_predict_answ
         faces.setup_feedback_loop(version.id)
         project = client.create_project("faces-loop")
         faces.setup_continuous_training(project, trigger="FEEDBACK_LOOP", threshold=FRAMES)
-        faces.setup_continuous_deployment("DEPLOY_CHAMPION")
+        faces.setup_continuous_deployment(policy)
 
         answers = [faces.predict_bytes(frame.filename, frame.content, metadata=frame.metadata) for frame in frames]
         assert {answer["model_version_id"] for answer in answers} == {str(base_version)}
@@ -85,8 +87,19 @@ def test_reviews_past_the_threshold_train_one_version_that_the_next_predict_answ
         assert experiment.status == ExperimentStatus.SUCCEEDED, experiment.log
         assert Experiment.objects.count() == 1 and experiment.started_by == "feedback loop"
         assert experiment.name.startswith("faces-loop-")
-        assert experiment.deployment_action == "champion", experiment.deployment_note
         deployment.refresh_from_db()
+        if policy == "DEPLOY_SHADOW":
+            # The new version shadows the champion: answers stay the champion's, and the shadow's prediction of
+            # each monitored frame is recorded beside it, on the worker.
+            assert experiment.deployment_action == "shadow", experiment.deployment_note
+            assert deployment.champion_id == base_version and deployment.shadow_id == experiment.model_version_id
+            again = faces.predict_bytes(frames[0].filename, frames[0].content, metadata=frames[0].metadata)
+            assert again["model_version_id"] == str(base_version) and again["shadow"] == "queued"
+            shadow = _wait_for(lambda: Prediction.objects.filter(
+                asset_id=again["predicted_asset_id"], is_shadow=True).first(), 60)
+            assert shadow.model_version_id == experiment.model_version_id
+            return
+        assert experiment.deployment_action == "champion", experiment.deployment_note
         assert deployment.champion_id == experiment.model_version_id != base_version
         print(f"\nwhole loop, {FRAMES} frames, held out {experiment.metrics['held_out_images']}: base "
               f"{experiment.metrics['base']}, new {experiment.metrics['new']}")
