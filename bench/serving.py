@@ -188,6 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="load time per run")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (4 threads each)")
+    parser.add_argument("--runs", default="plain,monitored,shadow",
+                        help="which runs, comma-separated: plain (not monitored), monitored, shadow")
+    parser.add_argument("--clients", default="1,4", help="client threads per run, comma-separated")
     parser.add_argument("--serving-concurrency", type=int, default=2, help="processes of the serving worker")
     arguments = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -222,21 +225,21 @@ def main() -> None:
         run_load(url, token, deployment_id, 4, 3.0, 0, monitor=False)
         print(f"gunicorn: {arguments.web_workers} workers x 4 threads; serving worker: {arguments.serving_concurrency} "
               f"processes (queue serving); 1 per-frame worker; PostgreSQL; Redis; {os.cpu_count()} cores; client on the "
-              f"same machine; {arguments.seconds:.0f} s per run; 640x480 JPEG, ONNX conv detector on a 320x320 input")
+              f"same machine; {arguments.seconds:.0f} s per run; 640x480 JPEG, ONNX conv detector on a 320x320 input", flush=True)
         print(f"{'run':<26} {'clients':>7} {'requests':>8} {'pred/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'model p50':>9} {'overhead p50':>12} {'failures':>9}")
         counter = 100_000
-        runs = [("champion, not monitored", None, False), ("champion only", None, True),
-                ("champion + shadow", shadow_id, True)]
-        for label, shadow, monitor in runs:
+        runs = {"plain": ("champion, not monitored", None, False), "monitored": ("champion only", None, True),
+                "shadow": ("champion + shadow", shadow_id, True)}
+        for label, shadow, monitor in (runs[name] for name in arguments.runs.split(",")):
             set_shadow(env, deployment_id, shadow)
             since = time.time()
-            for threads in (1, 4):
+            for threads in (int(clients) for clients in arguments.clients.split(",")):
                 result = run_load(url, token, deployment_id, threads, arguments.seconds, counter, monitor)
                 counter += result["requests"] + sum(result["failures"].values()) + 1
                 print(f"{label:<26} {threads:>7} {result['requests']:>8} {result['per_second']:>7.1f} "
                       f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f} {result['model_p50_ms']:>9.1f} "
-                      f"{result['overhead_p50_ms']:>12.1f} {json.dumps(result['failures']) if result['failures'] else '-':>9}")
+                      f"{result['overhead_p50_ms']:>12.1f} {json.dumps(result['failures']) if result['failures'] else '-':>9}", flush=True)
             if shadow:
                 print(f"  frames still waiting for their shadow when the load stopped: {shadow_backlog(env, deployment_id, since)}")
     finally:

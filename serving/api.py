@@ -195,7 +195,8 @@ def _tags_of(value: str) -> list[str]:
 
 def _deployment_for_serving(request: HttpRequest, deployment_id):
     jwt_deployment_check(request, deployment_id)
-    return deployment_for_monitoring(user_id=request.api_user_id, deployment_id=deployment_id, role=Role.ML_LEAD)
+    return deployment_for_monitoring(user_id=request.api_user_id, deployment_id=deployment_id, role=Role.ML_LEAD,
+                                     related=("champion__model", "shadow__model"))
 
 
 @api_view(methods=("POST",), auth="jwt")

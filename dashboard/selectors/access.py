@@ -54,12 +54,14 @@ def deployment_for_member(*, user: AbstractBaseUser, deployment_id, role: str = 
     return deployment, membership
 
 
-def deployment_for_monitoring(*, user_id, deployment_id, role: str) -> Deployment:
-    """`deployment_for_member` for the hot ingest path: by user id, the member's role read in the same query."""
+def deployment_for_monitoring(*, user_id, deployment_id, role: str, related: tuple[str, ...] = ()) -> Deployment:
+    """`deployment_for_member` for the hot ingest path: by user id, the member's role read in the same query (and
+    the `related` rows too, e.g. the versions serving needs)."""
     member_role = Membership.objects.filter(
         organization_id=OuterRef("organization_id"), user_id=user_id, user__is_active=True
     ).values("role")[:1]
-    deployment = Deployment.objects.annotate(member_role=Subquery(member_role)).filter(pk=deployment_id).first()
+    deployment = (Deployment.objects.select_related(*related).annotate(member_role=Subquery(member_role))
+                  .filter(pk=deployment_id).first())
     if deployment is None or deployment.member_role is None:
         raise NotFound(f"deployment {deployment_id} not found")
     role_require(held=deployment.member_role, role=role)

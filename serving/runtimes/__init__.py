@@ -87,6 +87,15 @@ def runtime_load(
     return runtime
 
 
+def runtime_cached(cache_key: Hashable) -> Runtime | None:
+    """The runtime this process opened under ``cache_key``, or None: a warm prediction needs no read of the database."""
+    with _cache_lock:
+        runtime = _cache.get(cache_key)
+        if runtime is not None:
+            _cache.move_to_end(cache_key)
+        return runtime
+
+
 def runtime_forget(cache_key: Hashable | None = None) -> None:
     """Close the runtime opened under ``cache_key`` in this process, or every one when None."""
     with _cache_lock:

@@ -15,7 +15,7 @@ from dashboard.services.images import image_inspect
 from dashboard.shapes import parse_raw_predictions, shapes_scale, shapes_to_raw
 from monitoring.services.ingest import prediction_ingest, shadow_prediction_add
 from serving.runtimes import RUNTIME_KINDS
-from serving.services.runs import shapes_kept
+from serving.services.runs import model_version_key, shapes_kept
 from serving.tasks import model_version_predict, shadow_predict
 
 
@@ -69,6 +69,7 @@ def _run_on_worker(*, deployment: Deployment, version: ModelVersion, shadow: boo
             "model_version_id": str(version.id),
             "image": base64.b64encode(content).decode("ascii") if content is not None else None,
             "data_id": str(data_id) if data_id is not None else None,
+            "version_key": model_version_key(version),
         },
         queue=queue,
         # Nobody waits after the timeout: a worker that comes late drops it instead of running it.

@@ -302,3 +302,32 @@ def test_a_class_the_deployment_retired_is_dropped_from_the_answer_not_refused(o
     # The model still answers blue; the deployment takes it no more: the answer and the stored frame leave it out.
     assert response.status_code == 200, response.content
     assert response.json()["detection_classes"] == [] and response.json()["monitored"] is True
+
+
+def test_a_warm_worker_predicts_on_sent_bytes_without_reading_the_database(registered, jpeg_bytes,
+                                                                          django_assert_num_queries):
+    import base64
+
+    from serving.runtimes import runtime_forget
+
+    version = registered()
+    image = base64.b64encode(jpeg_bytes(640, 480)).decode("ascii")
+    key = runs.model_version_key(version)
+    runtime_forget()
+    with django_assert_num_queries(1):  # cold: the version is read, its runtime opened
+        cold = runs.model_version_predict(model_version_id=str(version.id), image=image, version_key=key)
+    with django_assert_num_queries(0):  # warm: the cached runtime runs at once
+        warm = runs.model_version_predict(model_version_id=str(version.id), image=image, version_key=key)
+    assert warm["shapes"] == cold["shapes"] and warm["width"] == 640
+    # A version changed since (another updated-at) is read and opened again, not served from the old runtime.
+    with django_assert_num_queries(1):
+        runs.model_version_predict(model_version_id=str(version.id), image=image, version_key=[key[0], "2000-01-01"])
+
+
+def test_a_prediction_reads_the_deployment_its_versions_and_labels_in_three_queries(served, predict, jwt,
+                                                                                   django_assert_max_num_queries):
+    token = jwt(served)
+    predict(served, token=token, monitor="false")  # the runtime opened: what follows is a warm prediction
+    with django_assert_max_num_queries(3):  # the token, the deployment with its versions, the label map
+        response = predict(served, token=token, monitor="false")
+    assert response.status_code == 200 and response.json()["detection_boxes"][0] == BOX_SEEN
