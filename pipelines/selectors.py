@@ -1,5 +1,7 @@
 """Reads of the feedback loop: a deployment's loop and the dataset versions attached to it."""
-from dashboard.models import DatasetVersion, Deployment
+from django.db.models import QuerySet
+
+from dashboard.models import AssetStatus, DatasetAsset, DatasetVersion, Deployment, PredictedAsset
 from dashboard.selectors.datasets import versions_with_counts
 from pipelines.models import FeedbackLoop
 
@@ -7,6 +9,14 @@ from pipelines.models import FeedbackLoop
 def feedback_loop_versions(*, deployment: Deployment) -> list[DatasetVersion]:
     queryset = DatasetVersion.objects.filter(feedback_loops__deployment=deployment)
     return list(versions_with_counts(queryset).order_by("dataset__name", "created_at"))
+
+
+def feedback_loop_preview(*, assets: QuerySet[PredictedAsset], versions: list[DatasetVersion]) -> tuple[int, int]:
+    """What submitting the REVIEWED ones of `assets` would do to the versions: (new images, images updated), summed
+    over the versions as the submit counts them (a version keeps one asset per image)."""
+    images = set(assets.filter(status=AssetStatus.REVIEWED).values_list("data_id", flat=True))
+    held = DatasetAsset.objects.filter(version__in=versions, data_id__in=images).count() if images else 0
+    return len(images) * len(versions) - held, held
 
 
 def feedback_loop_of(*, deployment: Deployment) -> FeedbackLoop | None:

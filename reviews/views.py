@@ -25,7 +25,7 @@ from dashboard.selectors.deployments import display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.selectors.access import deployment_for_member, membership_require, role_require
 from monitoring.selectors import outlier_reference_active
-from pipelines.selectors import feedback_loop_of, feedback_loop_versions
+from pipelines.selectors import feedback_loop_of, feedback_loop_preview, feedback_loop_versions
 from pipelines.services.feedback_loop import feedback_loop_submit
 from reviews.models import CampaignStatus, ReviewKind, ReviewTask, TaskStatus
 from reviews.selectors import (
@@ -297,6 +297,8 @@ def queue_submit(request, deployment_id):
         return render(request, "reviews/submit.html", context)
     context["count"] = assets.filter(status=AssetStatus.REVIEWED).count()
     context["other"] = assets.exclude(status=AssetStatus.REVIEWED).count()
+    if context["count"] and context["versions"]:
+        context["added"], context["updated"] = feedback_loop_preview(assets=assets, versions=context["versions"])
     return render(request, "reviews/submit.html", context)
 
 

@@ -39,6 +39,7 @@ def test_three_reviewed_predictions_reach_the_coco_export(page, live_server, use
     page.click("[data-testid=bulk-submit]")
     page.wait_for_url(re.compile(r"/queue/submit"))
     assert page.locator("h1").inner_text() == "Submit 3 reviewed predictions to the feedback loop?"
+    assert page.locator("[data-testid=submit-preview]").inner_text() == "3 new images, 0 updated"
     page.screenshot(path=str(screenshot_dir / "submit-confirm.png"), full_page=True)
     page.click("[data-testid=confirm-submit]")
     assert page.locator("[data-testid=submitted]").inner_text() == "3 predictions submitted"

@@ -59,6 +59,25 @@ def test_an_image_submitted_again_from_another_frame_keeps_one_asset_with_the_ne
     assert kept.annotation.shapes == [box(5), box(20)] and kept.source_asset_id == later.pk
 
 
+def test_the_submit_confirmation_says_how_many_images_are_new_and_how_many_it_updates_before_submitting(
+    deployments, version, reviewed_frame, jpeg_bytes, client, users,
+):
+    detection = deployments[DET]
+    feedback_loop_setup(deployment=detection, dataset_version=version)
+    same, other = jpeg_bytes(64, 48, seed=5), jpeg_bytes(64, 48, seed=6)
+    first = reviewed_frame(same, [box(1)], minutes_ago=30)
+    feedback_loop_submit(deployment=detection, assets=PredictedAsset.objects.filter(pk=first.pk))
+    later, new = reviewed_frame(same, [box(5)], minutes_ago=5), reviewed_frame(other, [box(3)], minutes_ago=4)
+
+    client.force_login(users["labeler"])
+    page = client.get(f"/deployments/{detection.id}/queue/submit", {"asset": [str(later.pk), str(new.pk)]})
+    assert page.status_code == 200
+    assert '<span data-testid="submit-preview">1 new image, 1 updated</span>' in page.content.decode()
+    # Only a preview: nothing was submitted.
+    assert PredictedAsset.objects.filter(pk__in=[later.pk, new.pk], status=AssetStatus.REVIEWED).count() == 2
+    assert version.assets.count() == 1
+
+
 def test_of_two_frames_of_one_image_in_one_submit_the_newest_review_wins(deployments, version, reviewed_frame, jpeg_bytes):
     detection = deployments[DET]
     feedback_loop_setup(deployment=detection, dataset_version=version)
