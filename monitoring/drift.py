@@ -44,11 +44,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
-# Private to scipy, but it is the very code ks_2samp runs: reimplementing it could only drift from scipy.
-from scipy.stats._stats_py import _attempt_exact_2kssamp
+# scipy is imported inside the tests below, on first use: importing scipy.stats takes 1.7 s of CPU, which every
+# web and worker process would otherwise pay at start-up (through the URL conf and the task modules).
 
 from monitoring.histograms import bin_centres, histogram_counts
 
@@ -122,11 +120,16 @@ def ks_two_sample(reference: Sequence[int], current: Sequence[int]) -> tuple[flo
 
     exact = False
     if max(n_reference, n_current) <= KS_EXACT_MAX:
+        # Private to scipy, but it is the very code ks_2samp runs: reimplementing it could only drift from scipy.
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+
         exact, statistic, p_value = _attempt_exact_2kssamp(
             n_reference, n_current, math.gcd(n_reference, n_current), statistic, "two-sided"
         )
     if not exact:
         larger, smaller = sorted([float(n_reference), float(n_current)], reverse=True)
+        from scipy import stats
+
         p_value = stats.kstwo.sf(statistic, np.round(larger * smaller / (larger + smaller)))
     return float(statistic), float(np.clip(p_value, 0, 1))
 
@@ -142,6 +145,8 @@ def chi_square_p_value(reference: Sequence[float], current: Sequence[float]) -> 
     expected = reference * (current.sum() / reference.sum())
     if ((expected == 0) & (current > 0)).any():
         return 0.0
+    from scipy import stats
+
     return float(stats.chisquare(current, expected).pvalue)
 
 
@@ -153,6 +158,8 @@ def wasserstein_norm(centres: Sequence[float], reference: Sequence[int], current
     weights = reference / reference.sum()
     mean = np.dot(weights, centres)
     spread = math.sqrt(np.dot(weights, (centres - mean) ** 2))
+    from scipy import stats
+
     moved = stats.wasserstein_distance(centres, centres, reference, current)
     if spread == 0:
         return 0.0 if moved == 0 else math.inf
@@ -161,6 +168,8 @@ def wasserstein_norm(centres: Sequence[float], reference: Sequence[int], current
 
 def jensen_shannon(reference: Sequence[float], current: Sequence[float]) -> float:
     """Jensen–Shannon distance (natural log) between two count vectors aligned by category."""
+    from scipy.spatial import distance
+
     return float(distance.jensenshannon(np.asarray(reference, dtype=float), np.asarray(current, dtype=float)))
 
 

@@ -24,14 +24,19 @@ from reviews.services.review import bulk_accept, review_submit
 DET = "OBJECT_DETECTION"
 
 
+def _rounded(values: dict) -> dict:
+    # Sums of floats (latency_sum) differ in their last bits with the order they were added in.
+    return {key: round(value, 9) if isinstance(value, float) else value for key, value in values.items()}
+
+
 def stored(deployment) -> dict:
-    return {(row.bucket, row.start, row.role, row.model_version_id, row.tag): rollup_values(row)
+    return {(row.bucket, row.start, row.role, row.model_version_id, row.tag): _rounded(rollup_values(row))
             for row in StatsRollup.objects.filter(deployment=deployment)}
 
 
 def recounted(deployment) -> dict:
     def clean(values):
-        return {**values, "hist": {f: {i: n for i, n in c.items() if n} for f, c in values["hist"].items()
+        return {**_rounded(values), "hist": {f: {i: n for i, n in c.items() if n} for f, c in values["hist"].items()
                                    if any(c.values())},
                 "classes": {k: v for k, v in values["classes"].items() if v},
                 "reviewed_classes": {k: v for k, v in values["reviewed_classes"].items() if v}}
