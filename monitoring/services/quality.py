@@ -96,11 +96,17 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
               "includes": sorted(map(str, includes or [])), "excludes": sorted(map(str, excludes or []))}
     assets = reviewed_assets(deployment=deployment, start=start, end=end, tag=tag, model_version_id=model_version_id,
                              includes=includes, excludes=excludes)
+    key = _key(params)
+    if compute and assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS \
+            and not QualityReport.objects.filter(deployment=deployment, key=key, result__isnull=False).exists():
+        # Too many to compute on request and nothing stored to answer: refused after a bounded count, without
+        # the aggregate over every reviewed asset that the fingerprint is.
+        _too_many(assets.count())
     fingerprint = _fingerprint(assets)
     if fingerprint.startswith("0:"):
         return {"status": "empty", "result": None, "computed_at": None, "images": 0}
     report, _ = QualityReport.objects.get_or_create(
-        deployment=deployment, key=_key(params), defaults={"params": json.loads(json.dumps(params, default=str))})
+        deployment=deployment, key=key, defaults={"params": json.loads(json.dumps(params, default=str))})
     if report.fingerprint == fingerprint and report.result is not None:
         return _answer(report, "ready")
     if not compute:
@@ -116,10 +122,14 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
 def _computed(deployment: Deployment, assets: QuerySet) -> dict:
     count = assets.count()
     if count > MAX_ASSETS:
-        raise ValidationFailed.from_errors([FieldError(
-            "includes", f"{count} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on request: "
-                        "narrow the window, or read the stored report of the monitoring page")])
+        _too_many(count)
     return quality_compute(deployment=deployment, assets=list(assets.prefetch_related("predictions")))
+
+
+def _too_many(count: int):
+    raise ValidationFailed.from_errors([FieldError(
+        "includes", f"{count} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on request: "
+                    "narrow the window, or read the stored report of the monitoring page")])
 
 
 def _answer(report: QualityReport, status: str) -> dict:

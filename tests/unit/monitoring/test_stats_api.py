@@ -107,6 +107,23 @@ def test_object_detection_carries_cocos_twelve_numbers_over_the_reviewed_assets(
     assert first["true_positives"] + first["false_negatives"] == 1
 
 
+def test_object_detection_over_too_many_reviews_is_refused_unless_a_report_is_stored(
+        client, api_tokens, detection, frames, monkeypatch):
+    from monitoring.services import quality
+
+    ready = get(client, api_tokens["admin"], detection, "/stats", service="object_detection").json()
+    assert ready["status"] == "ready" and ready["images"] == 3
+    monkeypatch.setattr(quality, "MAX_ASSETS", 2)
+    # The report of these 3 reviews is stored: it is answered, however many they are.
+    stored = get(client, api_tokens["admin"], detection, "/stats", service="object_detection").json()
+    assert stored["status"] == "ready" and stored["computed_at"] == ready["computed_at"] and stored["coco"] == ready["coco"]
+    # A window with no stored report and over the limit: a JSON refusal naming the field, after a bounded count.
+    since = (timezone.now() - dt.timedelta(days=10)).timestamp()
+    refused = get(client, api_tokens["admin"], detection, "/stats", service="object_detection", from_timestamp=since)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "includes" and "3 reviewed assets" in refused.json()["message"]
+
+
 def test_drift_answers_windows_features_tests_and_verdicts(client, api_tokens, detection, frames):
     answer = get(client, api_tokens["admin"], detection, "/stats", service="ks_drift").json()
     assert answer["reference"]["kind"] == "window" and answer["window"] == "day"
