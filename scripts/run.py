@@ -299,9 +299,16 @@ def main():
                 "slower for background work (a few tasks a second); `apt-get install redis-server` and make run "
                 "starts a private one")
 
-        # The worker boots (its imports take seconds) while the database is prepared: no task reaches it before
-        # then, the private Redis starting empty and beat starting after. One worker takes every queue here: the per-frame work, serving's predictions, training runs
-        # (docs/deployment.md splits them over workers at scale).
+        out = manage("prepare_run", capture=True)  # migrate, collectstatic, seed_demo --json in one process
+        try:
+            seed = json.loads(out)
+        except json.JSONDecodeError:
+            die(f"seed_demo --json did not print JSON:\n{out}")
+
+        # After the preparation, not beside it: the demo's seeding writes the SQLite file for a minute on a first
+        # run, and a worker taking its frames' tasks meanwhile would wait on the same lock. One worker takes every
+        # queue here: the per-frame work, serving's predictions, training runs (docs/deployment.md splits them over
+        # workers at scale).
         queues = dict.fromkeys(["celery", os.environ.get("LOUPE_SERVING_QUEUE") or "serving",
                                 os.environ.get("LOUPE_SERVING_SHADOW_QUEUE") or "serving",
                                 os.environ.get("LOUPE_TRAINING_QUEUE") or "training"])
@@ -309,12 +316,6 @@ def main():
         sup.start("worker", [PY, "-m", "celery", "-A", "dashboard", "worker", "--loglevel", "INFO",
                              "--concurrency", "2", "--hostname", f"loupe-{port}@%h", "-Q", ",".join(queues),
                              "--without-mingle", "--without-gossip"])
-        out = manage("prepare_run", capture=True)  # migrate, collectstatic, seed_demo --json in one process
-        try:
-            seed = json.loads(out)
-        except json.JSONDecodeError:
-            die(f"seed_demo --json did not print JSON:\n{out}")
-
         sup.start("web", [PY, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}",
                           "--config", str(REPO / "scripts" / "gunicorn.conf.py"),
                           "--workers", "2", "--threads", "4",
