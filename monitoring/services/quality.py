@@ -111,7 +111,10 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
         return _answer(report, "ready")
     if not compute:
         quality_report_request(report=report)
-        return _answer(report, "computing")
+        answer = _answer(report, "computing")
+        if report.result is None:  # the first measure: say how many it is measuring
+            answer["images"] = int(fingerprint.split(":")[0])
+        return answer
     report.result = _computed(deployment, assets)
     report.fingerprint, report.computed_at = fingerprint, timezone.now()
     QualityReport.objects.filter(pk=report.pk).update(result=report.result, fingerprint=fingerprint,

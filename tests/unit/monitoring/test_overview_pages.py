@@ -100,6 +100,7 @@ def test_quality_is_computed_by_a_worker_then_read(client, users, detection, fra
     with django_capture_on_commit_callbacks(execute=True):
         first = client.get(f"/deployments/{detection.id}/monitoring/quality/?range=24h")
     assert b"quality-computing" in first.content and len(sent) == 1
+    assert "A worker is measuring 1 reviewed prediction…" in first.content.decode()
     from monitoring.models import QualityReport
     from monitoring.services.quality import quality_report_compute
 
