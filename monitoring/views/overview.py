@@ -263,8 +263,14 @@ def monitoring_chart(request, deployment_id, name):
     chart["datasets"] = [dataset for dataset in chart["datasets"] if dataset]
     chart["title"] = CHART_TITLES[name]
     chart["start"], chart["end"] = selection.start.isoformat(), selection.end.isoformat()
-    chart["empty"] = not any(dataset.get("points") or any(dataset.get("values") or []) for dataset in chart["datasets"])
+    chart["empty"] = not any(_drawn(dataset) for dataset in chart["datasets"])
     return JsonResponse(chart)
+
+
+def _drawn(dataset: dict) -> bool:
+    """Whether the dataset draws anything: a point with a value (a series of empty buckets draws nothing), a bar."""
+    ys = [point.get("y") if isinstance(point, dict) else point[1] for point in dataset.get("points") or []]
+    return any(y is not None for y in ys) or any(dataset.get("values") or [])
 
 
 # Drift and quality
