@@ -102,7 +102,7 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
             and not QualityReport.objects.filter(deployment=deployment, key=key, result__isnull=False).exists():
         # Too many to compute on request and nothing stored to answer: refused after a bounded count, without
         # the aggregate over every reviewed asset that the fingerprint is.
-        _too_many(assets.count())
+        _too_many()
     fingerprint = _fingerprint(assets)
     if fingerprint.startswith("0:"):
         return {"status": "empty", "result": None, "computed_at": None, "images": 0}
@@ -124,15 +124,14 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
 
 
 def _computed(deployment: Deployment, assets: QuerySet) -> dict:
-    count = assets.count()
-    if count > MAX_ASSETS:
-        _too_many(count)
+    if assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS:
+        _too_many()
     return quality_compute(deployment=deployment, assets=list(assets.prefetch_related("predictions")))
 
 
-def _too_many(count: int):
+def _too_many():
     raise ValidationFailed.from_errors([FieldError(
-        "includes", f"{count} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on request: "
+        "includes", f"more than {MAX_ASSETS} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on request: "
                     "narrow the window, or read the stored report of the monitoring page")])
 
 
