@@ -131,8 +131,8 @@ def _computed(deployment: Deployment, assets: QuerySet) -> dict:
 
 def _too_many():
     raise ValidationFailed.from_errors([FieldError(
-        "includes", f"more than {MAX_ASSETS} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on request: "
-                    "narrow the window, or read the stored report of the monitoring page")])
+        "includes", f"more than {MAX_ASSETS} reviewed assets are selected; at most {MAX_ASSETS} are evaluated on "
+                    "request: narrow the window, or read the stored report of the monitoring page")])
 
 
 def _answer(report: QualityReport, status: str) -> dict:
