@@ -60,11 +60,16 @@ def api_token_check(*, plain: str) -> ApiToken:
     )
     if token is None:
         raise Unauthorized("the API token is unknown or revoked")
-    now = timezone.now()
-    # Written at most once a minute, so that a busy client does not turn every read into a write.
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    _token_used(token.pk, token.last_used_at)
     return token
+
+
+def _token_used(token_id, last_used_at) -> None:
+    # Written at most once a minute, so that a busy client (with the token or a JWT issued from it) does not turn
+    # every request into a write; the admin console shows it as the member's last activity.
+    now = timezone.now()
+    if last_used_at is None or (now - last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
 
 
 def deployment_jwt_issue(*, token: ApiToken, deployment: Deployment) -> dict:
@@ -90,7 +95,8 @@ def deployment_jwt_verify(*, token: str) -> dict:
     except jwt.InvalidTokenError:
         raise Unauthorized("the JWT is not valid") from None
     live = ApiToken.objects.filter(pk=claims["tid"], user_id=claims["sub"], revoked_at__isnull=True,
-                                   user__is_active=True).exists()
+                                   user__is_active=True).values_list("last_used_at", flat=True)[:1]
     if not live:
         raise Unauthorized("the API token this JWT was issued from is revoked; log in with a live token")
+    _token_used(claims["tid"], live[0])
     return claims

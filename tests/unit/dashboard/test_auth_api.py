@@ -6,6 +6,7 @@ import time
 
 import jwt as pyjwt
 import pytest
+from django.utils import timezone
 from django.core.management import CommandError, call_command
 
 from dashboard.models import ApiToken, PredictedAsset
@@ -121,6 +122,19 @@ def ingest(client, monitor_payload, deployments):
 def test_an_ml_lead_or_admin_jwt_may_ingest(ingest, api_login, api_tokens, deployments, role):
     token = api_login(api_tokens[role], deployments[DET])
     assert ingest(f"Bearer {token}").status_code == 201
+
+
+def test_traffic_with_a_jwt_counts_as_its_tokens_use(ingest, api_login, api_tokens, deployments):
+    import datetime as dt
+
+    token = api_login(api_tokens["ml_lead"], deployments[DET])
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    ApiToken.objects.filter(user__username="ml_lead").update(last_used_at=hour_ago)
+    assert ingest(f"Bearer {token}").status_code == 201
+    used = ApiToken.objects.get(user__username="ml_lead").last_used_at
+    assert used > hour_ago + dt.timedelta(minutes=59)  # the admin console's last activity follows the JWT's use
+    assert ingest(f"Bearer {token}").status_code == 201
+    assert ApiToken.objects.get(user__username="ml_lead").last_used_at == used  # at most one write a minute
 
 
 def test_a_labelers_jwt_may_not_ingest(ingest, api_login, api_tokens, deployments):
