@@ -1,0 +1,63 @@
+"""What fuzzing the API against its OpenAPI document found (tests/integration/test_api_fuzz.py), each kept fixed."""
+import json
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+NUL = "must not contain the NUL character (\\u0000)"
+
+
+@pytest.fixture
+def call(client, api_tokens):
+    def send(method, path, body=None, role="admin"):
+        kwargs = {"headers": {"Authorization": f"Bearer {api_tokens[role]}"}}
+        if body is not None:
+            kwargs.update(data=json.dumps(body), content_type="application/json")
+        return getattr(client, method)(path, **kwargs)
+
+    return send
+
+
+# PostgreSQL's text and jsonb cannot hold NUL: these answered 500 on it (DataError) before the API refused them.
+@pytest.mark.parametrize("method, path, body, field", [
+    ("post", "/api/deployments", {"name": "a\x00b", "type": "CLASSIFICATION", "labels": {"1": "x"}}, "name"),
+    ("patch", "/api/deployment/{id}", {"name": "z\x00"}, "name"),
+    ("post", "/api/deployment/{id}/tags", {"tags": ["ok", "a\x00b"]}, "tags[1]"),
+    ("post", "/api/deployment/{id}/campaigns", {"description": "x", "q": "label:\x00"}, "q"),
+    ("post", "/api/deployment/{id}/labels", {"class_id": 77, "name": "n\x00"}, "name"),
+    ("post", "/api/deployment/{id}/predictions", {"metadata": {"camera": {"k\x00": 1}}}, "metadata.camera.k"),
+])
+def test_a_nul_character_in_a_json_body_is_a_400_naming_its_field(call, deployments, organization, method, path,
+                                                                    body, field):
+    deployment = deployments["OBJECT_DETECTION"]
+    if path == "/api/deployments":
+        body = {**body, "organization_id": str(organization.id)}
+    response = call(method, path.format(id=deployment.id), body)
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [{"field": field, "message": NUL}]
+    deployment.refresh_from_db()
+    assert "\x00" not in deployment.name and all("\x00" not in tag for tag in deployment.tags)
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/api/deployments?name=a%00b", "name"),
+    ("/api/models?name=m%00", "name"),
+    ("/api/projects?name=p%00", "name"),
+    ("/api/datasets?name=d%00", "name"),
+    ("/api/deployment/{id}/predictedassets?q=a%00b", "q"),
+    ("/api/deployment/{id}/predictedassets/find?filename=a%00", "filename"),
+    ("/api/deployment/{id}/stats?service=metrics&tags=a%00", "tags"),
+])
+def test_a_nul_character_in_the_query_is_a_400_naming_its_parameter(call, deployments, path, field):
+    response = call("get", path.format(id=deployments["OBJECT_DETECTION"].id))
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [{"field": field, "message": NUL}]
+
+
+def test_a_nul_character_in_a_form_field_is_a_400(client, api_tokens, deployments):
+    response = client.post(f"/api/deployment/{deployments['OBJECT_DETECTION'].id}/predict",
+                           {"source": "cam\x00", "monitor": "false"},
+                           headers={"Authorization": f"Bearer {api_tokens['admin']}"})
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [{"field": "source", "message": NUL}]
