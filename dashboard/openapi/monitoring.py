@@ -67,13 +67,14 @@ SCHEMAS = {
     ),
 }
 
+TIMESTAMP = {"type": "number", "minimum": 0, "maximum": 32503680000, "description": "epoch seconds, up to the year 3000"}
 STATS_PARAMETERS = [
     DEPLOYMENT_ID,
     query("service", description="a service (metrics, ae_outlier, object_detection, classification, "
                                  "label_distribution, ks_drift) or a ServiceMetrics name"),
     query("metric", description="a ServiceMetrics name (the client sends it)"),
     query("model_id", UUID), query("role", enum("champion", "shadow")),
-    query("from_timestamp", {"type": "number", "minimum": 0}), query("to_timestamp", {"type": "number", "minimum": 0}),
+    query("from_timestamp", TIMESTAMP), query("to_timestamp", TIMESTAMP),
     query("since", {"type": "integer", "minimum": 1}, "seconds before to_timestamp"),
     query("tags", description="comma-separated or repeated"),
     query("includes", description="predicted asset ids, comma-separated or repeated"),

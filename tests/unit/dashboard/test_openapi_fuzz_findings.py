@@ -61,3 +61,22 @@ def test_a_nul_character_in_a_form_field_is_a_400(client, api_tokens, deployment
                            headers={"Authorization": f"Bearer {api_tokens['admin']}"})
     assert response.status_code == 400, response.content
     assert response.json()["errors"] == [{"field": "source", "message": NUL}]
+
+
+# A timestamp past year 9999 answered 500 (ValueError: year is out of range) on every database.
+@pytest.mark.parametrize("query, field", [
+    ("service=metrics&to_timestamp=99999999999999", "to_timestamp"),
+    ("service=metrics&from_timestamp=99999999999999", "from_timestamp"),
+])
+def test_stats_refuse_a_timestamp_past_the_year_3000(call, deployments, query, field):
+    for path in ("stats", "predictions/stats"):
+        response = call("get", f"/api/deployment/{deployments['OBJECT_DETECTION'].id}/{path}?{query}")
+        assert response.status_code == 400, response.content
+        assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+def test_stats_still_take_a_timestamp_in_the_year_2999(call, deployments):
+    response = call("get", f"/api/deployment/{deployments['OBJECT_DETECTION'].id}/stats"
+                           "?service=metrics&from_timestamp=0&to_timestamp=32503679999")
+    assert response.status_code == 200, response.content
+    assert response.json()["to_timestamp"] == 32503679999
