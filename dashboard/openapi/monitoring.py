@@ -1,7 +1,7 @@
 """Monitoring's API described: the ingest with each prediction format, late shadows, training data, get_stats."""
 from dashboard.openapi.schema import (
-    INTEGER, NUMBER, TEXT, TIME, UUID, IDEMPOTENCY_KEY, array, enum, json_body, nullable, obj, operation,
-    path_param, query, ref,
+    INTEGER, NUMBER, TEXT, TIME, UUID, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_IGNORED, array, enum, json_body, nullable,
+    obj, operation, path_param, query, ref,
 )
 
 TAG = "Monitoring"
@@ -67,7 +67,8 @@ SCHEMAS = {
     ),
 }
 
-TIMESTAMP = {"type": "number", "minimum": 0, "maximum": 32503680000, "description": "epoch seconds, up to the year 3000"}
+TIMESTAMP = {"type": "number", "minimum": 0, "maximum": 32503680000,
+             "description": "epoch seconds, up to the year 3000"}
 STATS_PARAMETERS = [
     DEPLOYMENT_ID,
     query("service", description="a service (metrics, ae_outlier, object_detection, classification, "
@@ -95,7 +96,8 @@ PATHS = {
                     "stored prediction's `id` and stores nothing.")},
     "/api/prediction/{oracle_prediction_id}/shadow": {"post": operation(
         "Add the shadow's prediction to a stored prediction", tag=TAG, auth="jwt", operation_id="shadowCreate",
-        status="201", parameters=[path_param("oracle_prediction_id")], body=json_body(ref("ShadowPrediction")),
+        status="201", parameters=[path_param("oracle_prediction_id"), IDEMPOTENCY_KEY_IGNORED],
+        body=json_body(ref("ShadowPrediction")),
         answer=obj(("id", "predicted_asset_id", "shadow"), id=UUID, predicted_asset_id=UUID, shadow={"const": True}),
         errors=("403", "409"))},
     "/api/deployment/{deployment_id}/pipeline/td/setup": {"post": operation(

@@ -56,6 +56,12 @@ IDEMPOTENCY_KEY = {
     "description": "A retry with the same key answers 409 and stores nothing twice.",
 }
 
+# The client sends a key on every monitoring and serving call; these endpoints take it and need none.
+IDEMPOTENCY_KEY_IGNORED = {
+    **IDEMPOTENCY_KEY,
+    "description": "Accepted and not needed: a second shadow of the same prediction is a 409 anyway.",
+}
+
 
 def json_body(schema: dict, *, required: bool = True, description: str = "") -> dict:
     body = {"required": required, "content": {"application/json": {"schema": schema}}}

@@ -1,7 +1,7 @@
 """Serving's API described: the model registry, the versions serving a deployment, and predictions."""
 from dashboard.openapi.schema import (
-    ANY, BOOLEAN, NUMBER, TEXT, TIME, UUID, IDEMPOTENCY_KEY, array, enum, form_body, items_of, json_body, nullable,
-    obj, operation, path_param, query, ref,
+    ANY, BOOLEAN, NUMBER, TEXT, TIME, UUID, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_IGNORED, array, enum, form_body,
+    items_of, json_body, nullable, obj, operation, path_param, query, ref,
 )
 from dashboard.openapi.platform import INFERENCE_TYPE
 
@@ -62,7 +62,7 @@ PREDICT = dict(
     answer=ref("Served"), errors=("403", "409", "413", "502", "504"),
 )
 PREDICT_SHADOW = dict(
-    tag="Serving", auth="jwt", parameters=[DEPLOYMENT_ID],
+    tag="Serving", auth="jwt", parameters=[DEPLOYMENT_ID, IDEMPOTENCY_KEY_IGNORED],
     body=form_body(obj(("predicted_asset_id",), predicted_asset_id=UUID, monitor=enum("true", "false"))),
     answer=ref("Served"), errors=("403", "409", "413", "502", "504"),
 )

@@ -202,7 +202,8 @@ def test_every_endpoint_fuzzed_against_its_description(demo):
                 continue
             run(operation, role, mode, count)
     elapsed = time.monotonic() - started
-    print(f"\nfuzzed {len(operations)} operations, {examples} examples in {elapsed:.0f} s; statuses {dict(sorted(statuses.items()))}; "
+    print(f"\nfuzzed {len(operations)} operations, {examples} examples in {elapsed:.0f} s; "
+          f"statuses {dict(sorted(statuses.items()))}; "
           f"{len(reached)} operations answered 2xx at least once")
     assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures)
     assert elapsed < FUZZ_SECONDS + 60
