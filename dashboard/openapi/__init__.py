@@ -37,7 +37,6 @@ def _document() -> dict:
                            '`{"message", "errors": [{"field", "message"}]}`. docs/api.md has the concepts and '
                            "examples.",
         },
-        "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in ("Authentication", "Platform", "Datasets", "Monitoring", "Serving",
                                              "Model registry", "Pipeline", "Reviews")],
         "paths": dict(sorted(paths.items())),
