@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError, connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, RawPostDataException
 from django.http.response import HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt
@@ -160,6 +160,8 @@ def json_body(request: HttpRequest):
     try:
         body = json.loads(request.body or b"null")
         where = _nul_path(body)
+    except RawPostDataException:  # a multipart form, already read as one (by _nul_check)
+        raise ValidationFailed.from_errors([FieldError("body", "must be JSON, not a multipart form")]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValidationFailed.from_errors([FieldError("body", f"is not valid JSON ({error})")]) from None
     except RecursionError:

@@ -63,6 +63,14 @@ def test_a_nul_character_in_a_form_field_is_a_400(client, api_tokens, deployment
     assert response.json()["errors"] == [{"field": "source", "message": NUL}]
 
 
+def test_a_form_sent_to_a_json_endpoint_is_a_400(client, api_tokens, organization):
+    # Reading the form for NUL characters must not turn "this is not JSON" into a 500.
+    response = client.post("/api/deployments", {"name": "x", "organization_id": str(organization.id)},
+                           headers={"Authorization": f"Bearer {api_tokens['admin']}"})
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == [{"field": "body", "message": "must be JSON, not a multipart form"}]
+
+
 # A timestamp past year 9999 answered 500 (ValueError: year is out of range) on every database.
 @pytest.mark.parametrize("query, field", [
     ("service=metrics&to_timestamp=99999999999999", "to_timestamp"),
