@@ -88,3 +88,17 @@ def test_stats_still_take_a_timestamp_in_the_year_2999(call, deployments):
                            "?service=metrics&from_timestamp=0&to_timestamp=32503679999")
     assert response.status_code == 200, response.content
     assert response.json()["to_timestamp"] == 32503679999
+
+
+# The fuzzer's smallest PNG (1x1) made the demo's adaptive-threshold segmenter raise in OpenCV (blockSize 1), so
+# predict answered 502 for an image it can simply answer.
+@pytest.mark.parametrize("side", [1, 2, 8, 15, 16])
+def test_the_adaptive_contour_segmenter_takes_a_tiny_image(side):
+    import numpy as np
+
+    from serving.runtimes.classical import ContourSegmenter
+
+    for method in ("adaptive", "otsu"):
+        raw = ContourSegmenter("segmenter", "1.0", method).predict(np.full((side, side, 3), 128, dtype=np.uint8))
+        assert len(raw["detection_classes"]) == len(raw["detection_scores"]) == len(raw["detection_masks"])
+        assert all(0 <= x < side and 0 <= y < side for polygon in raw["detection_masks"] for x, y in polygon)
