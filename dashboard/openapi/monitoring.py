@@ -69,11 +69,29 @@ SCHEMAS = {
 
 TIMESTAMP = {"type": "number", "minimum": 0, "maximum": 32503680000,
              "description": "epoch seconds, up to the year 3000"}
+# An 8x8 PNG, so that each example is a whole request that a deployment of its type stores.
+EXAMPLE_IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGOssDnBgA0wYRUdtBIALK8BjKqnz9kAAAAASUVORK5CYII="
+EXAMPLE_FRAME = {"filename": "cam1.png", "content_type": "image/png", "width": 8, "height": 8, "image": EXAMPLE_IMAGE,
+                 "latency": 0.031, "source": "cam1", "tags": ["entrance"]}
+PREDICTION_EXAMPLES = {
+    "classification": {"summary": "CLASSIFICATION", "value": {**EXAMPLE_FRAME, "raw_predictions": {
+        "detection_classes": [1], "detection_scores": [0.92]}}},
+    "objectDetection": {"summary": "OBJECT_DETECTION: boxes are [top, left, bottom, right]", "value": {
+        **EXAMPLE_FRAME, "raw_predictions": {"detection_classes": [1], "detection_scores": [0.92],
+                                             "detection_boxes": [[1, 2, 6, 7]]}}},
+    "segmentation": {"summary": "SEGMENTATION: polygons of [x, y] points", "value": {
+        **EXAMPLE_FRAME, "raw_predictions": {"detection_classes": [1], "detection_scores": [0.8],
+                                             "detection_masks": [[[1, 1], [6, 1], [6, 6], [1, 6]]]}}},
+}
+SERVICES = ("metrics", "ae_outlier", "object_detection", "classification", "label_distribution", "ks_drift")
+METRICS = ("PREDICTIONS_OUTLYING_SCORE", "PREDICTIONS_DATA", "REVIEWS_OBJECT_DETECTION_STATS",
+           "REVIEWS_CLASSIFICATION_STATS", "REVIEWS_LABEL_DISTRIBUTION_STATS", "AGGREGATED_LABEL_DISTRIBUTION",
+           "AGGREGATED_OBJECT_DETECTION_STATS", "AGGREGATED_PREDICTIONS_DATA", "AGGREGATED_DRIFTING_PREDICTIONS")
 STATS_PARAMETERS = [
     DEPLOYMENT_ID,
-    query("service", description="a service (metrics, ae_outlier, object_detection, classification, "
-                                 "label_distribution, ks_drift) or a ServiceMetrics name"),
-    query("metric", description="a ServiceMetrics name (the client sends it)"),
+    query("service", enum(*SERVICES, *METRICS), "a service, or a ServiceMetrics name; /stats answers the aggregated "
+                                                 "ones, /predictions/stats the others (400 naming the other path)"),
+    query("metric", enum(*METRICS), "a ServiceMetrics name (the client sends it)"),
     query("model_id", UUID), query("role", enum("champion", "shadow")),
     query("from_timestamp", TIMESTAMP), query("to_timestamp", TIMESTAMP),
     query("since", {"type": "integer", "minimum": 1}, "seconds before to_timestamp"),
@@ -88,7 +106,7 @@ PATHS = {
     "/api/deployment/{deployment_id}/predictions": {"post": operation(
         "Send a monitored prediction (ML lead or admin)", tag=TAG, auth="jwt", operation_id="predictionCreate",
         status="201", parameters=[DEPLOYMENT_ID, IDEMPOTENCY_KEY],
-        body=json_body(ref("MonitoredPrediction"),
+        body=json_body(ref("MonitoredPrediction"), examples=PREDICTION_EXAMPLES,
                        description="Read as JSON whatever the Content-Type. `raw_predictions` takes the format of "
                                    "the deployment's type."),
         answer=ref("IngestResult"), errors=("403", "409", "413"),

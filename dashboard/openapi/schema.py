@@ -63,8 +63,10 @@ IDEMPOTENCY_KEY_IGNORED = {
 }
 
 
-def json_body(schema: dict, *, required: bool = True, description: str = "") -> dict:
+def json_body(schema: dict, *, required: bool = True, description: str = "", examples: dict | None = None) -> dict:
     body = {"required": required, "content": {"application/json": {"schema": schema}}}
+    if examples:
+        body["content"]["application/json"]["examples"] = examples
     if description:
         body["description"] = description
     return body

@@ -136,6 +136,9 @@ def narrowed(document: dict, demo) -> dict:
             for inner in schema:
                 narrow_properties(inner, path)
 
+    login = document["components"]["schemas"]["Login"]["properties"]
+    login["api_token"] = {"enum": [*demo.tokens.values(), "loupe_unknown"]}
+    login["deployment_id"] = {"enum": choices("deployment_id", "")}
     for path, item in document["paths"].items():
         for method in METHODS:
             if method not in item:

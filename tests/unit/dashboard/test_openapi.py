@@ -107,6 +107,23 @@ def test_the_ingest_body_takes_each_prediction_format(document):
     assert "detection_masks" in segmentation["required"]
 
 
+def test_the_stats_services_are_the_views_services(document):
+    from monitoring.stats_api import SERVICE_METRICS
+
+    parameters = {p["name"]: p["schema"] for p in
+                  document["paths"]["/api/deployment/{deployment_id}/stats"]["get"]["parameters"]}
+    assert set(parameters["metric"]["enum"]) == set(SERVICE_METRICS)
+    assert set(parameters["service"]["enum"]) == set(SERVICE_METRICS) | {service for service, _ in
+                                                                          SERVICE_METRICS.values()}
+
+
+def test_the_ingest_examples_are_one_per_prediction_format(document):
+    content = document["paths"]["/api/deployment/{deployment_id}/predictions"]["post"]["requestBody"]["content"]
+    examples = content["application/json"]["examples"]
+    assert {example["summary"].split(":")[0] for example in examples.values()} == {
+        "CLASSIFICATION", "OBJECT_DETECTION", "SEGMENTATION"}
+
+
 def test_the_document_is_served_without_credentials(client, document):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
