@@ -181,7 +181,8 @@ def test_every_endpoint_fuzzed_against_its_description(demo):
     schema = schemathesis.openapi.from_dict(narrowed(openapi_document(), demo))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 80, "fewer operations than the document describes"
-    if only := os.environ.get("LOUPE_FUZZ_ONLY"):  # while debugging: the operations whose label holds this text
+    only = os.environ.get("LOUPE_FUZZ_ONLY")
+    if only:  # while debugging: the operations whose label holds this text
         operations = [operation for operation in operations if only in operation.label]
     started, examples, failures, statuses, reached, skipped = time.monotonic(), 0, [], {}, set(), []
 
@@ -214,6 +215,26 @@ def test_every_endpoint_fuzzed_against_its_description(demo):
         except (Exception, FailureGroup) as error:  # a failed check: keep going, report them all at the end
             failures.append(f"{operation.label} as {role} ({mode.value}): {error}")
 
+    # The document's own examples first, sent as they are to every demo deployment: each must be answered as
+    # documented, and the deployment of each example's type stores it.
+    stored = 0
+    for operation in operations:
+        content = (operation.definition.raw.get("requestBody") or {}).get("content", {}).get("application/json", {})
+        for example in content.get("examples", {}).values():
+            for deployment_id in demo.ids["deployment_id"]:
+                headers = {"Authorization": f"Bearer {demo.tokens['admin']}"}
+                case = operation.Case(path_parameters={"deployment_id": str(deployment_id)}, body=example["value"],
+                                      media_type="application/json")
+                response = case.call(base_url=demo.url, headers=headers, timeout=30)
+                examples += 1
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if response.status_code < 300:
+                    reached.add(operation.label)
+                    stored += 1
+                try:
+                    case.validate_response(response, checks=CHECKS, headers=headers)
+                except (Exception, FailureGroup) as error:
+                    failures.append(f"{operation.label}, example {example['summary']}: {error}")
     for role, mode, count in PLAN:
         for operation in operations:
             if role == "jwt" and {"deploymentJwt": []} not in operation.definition.raw.get("security", []):
@@ -225,6 +246,8 @@ def test_every_endpoint_fuzzed_against_its_description(demo):
           f"{len(reached)} operations answered 2xx at least once; {len(skipped)} examples left over the time budget")
     print("never 2xx:", ", ".join(sorted({operation.label for operation in operations} - reached)))
     assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures)
+    if not only:
+        assert stored >= 3, f"only {stored} of the document's ingest examples were stored"
     assert elapsed < FUZZ_SECONDS + 60
     assert len(reached) >= len(operations) // 2, f"only {len(reached)} operations ever answered 2xx: " \
                                                  "the fuzzer is not reaching real rows"
