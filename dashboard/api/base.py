@@ -158,8 +158,11 @@ def _active_user(user_id):
 def json_body(request: HttpRequest):
     """The request body as JSON, whatever Content-Type the client sent."""
     try:
-        body = json.loads(request.body or b"null")
-        where = _nul_path(body)
+        raw = request.body or b"null"
+        body = json.loads(raw)
+        # JSON can hold NUL only as the escape \u0000 (json.loads refuses a raw control character): a body without
+        # a backslash (one memchr) or without that escape is not walked, which keeps the ingest's large bodies cheap.
+        where = _nul_path(body) if b"\\" in raw and b"\\u0000" in raw else None
     except RawPostDataException:  # a multipart form, already read as one (by _nul_check)
         raise ValidationFailed.from_errors([FieldError("body", "must be JSON, not a multipart form")]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -40,6 +40,14 @@ def test_a_nul_character_in_a_json_body_is_a_400_naming_its_field(call, deployme
     assert "\x00" not in deployment.name and all("\x00" not in tag for tag in deployment.tags)
 
 
+def test_the_text_backslash_u0000_is_no_nul(call, deployments):
+    # The JSON escape of a backslash followed by "u0000" is six ordinary characters, not a NUL.
+    deployment = deployments["OBJECT_DETECTION"]
+    response = call("post", f"/api/deployment/{deployment.id}/tags", {"tags": ["C:\\u0000dir"]})
+    assert response.status_code == 200, response.content
+    assert {"name": "C:\\u0000dir"} in response.json()["items"]
+
+
 @pytest.mark.parametrize("path, field", [
     ("/api/deployments?name=a%00b", "name"),
     ("/api/models?name=m%00", "name"),
