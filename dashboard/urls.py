@@ -5,10 +5,12 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
-from dashboard.api import auth, datasets as datasets_api, platform
-from dashboard.views import datasets, deployment_admin, members, pages, tokens
+from dashboard.api import auth, datasets as datasets_api, openapi, platform
+from dashboard.views import api_docs, datasets, deployment_admin, members, pages, tokens
 
 api = [
+    path("openapi.json", openapi.openapi_json, name="api-openapi"),
+    path("docs", api_docs.api_docs, name="api-docs"),
     path("auth/login", auth.auth_login, name="api-auth-login"),
     path("login", auth.auth_login, name="api-serving-login"),
     path("organizations", platform.organizations, name="api-organizations"),

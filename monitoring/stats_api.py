@@ -42,6 +42,8 @@ MAX_IDS = 2000
 MAX_RAW_ASSETS = 10_000
 MATCH_IOU = 0.5
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+# The year 3000: later timestamps would overflow Python's dates (year 9999) once windows and buckets are added.
+MAX_TIMESTAMP = 32503680000
 
 
 @dataclass
@@ -99,9 +101,9 @@ def _query(request: HttpRequest, deployment: Deployment, *, aggregated: bool) ->
             metric = named[0]
     model_id = fields.uuid(request.GET.get("model_id") or None, "model_id", required=False)
     start = fields.number(request.GET.get("from_timestamp") and _number(request.GET["from_timestamp"]),
-                          "from_timestamp", low=0, unit="seconds since the epoch")
+                          "from_timestamp", low=0, high=MAX_TIMESTAMP, unit="seconds since the epoch")
     end = fields.number(request.GET.get("to_timestamp") and _number(request.GET["to_timestamp"]),
-                        "to_timestamp", low=0, unit="seconds since the epoch")
+                        "to_timestamp", low=0, high=MAX_TIMESTAMP, unit="seconds since the epoch")
     since = fields.integer(request.GET.get("since"), "since", low=1, high=10 * 365 * 86400, from_text=True)
     includes = [fields.uuid(value, "includes") for value in _values(request, "includes")] or None
     excludes = [fields.uuid(value, "excludes") for value in _values(request, "excludes")] or None

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -119,8 +120,11 @@ def campaign_add_assets(*, campaign: ReviewCampaign, query: str | None = None, a
     if connection.vendor == "postgresql":
         # One statement for any number of tasks, numbered in queue order by the database itself: a campaign over a
         # whole deployment is made without its ids ever leaving PostgreSQL.
-        numbered, params = (new.annotate(n=Window(RowNumber(), order_by=queue_order)).values_list("pk", "n")
-                            .order_by().query.sql_with_params())
+        try:
+            numbered, params = (new.annotate(n=Window(RowNumber(), order_by=queue_order)).values_list("pk", "n")
+                                .order_by().query.sql_with_params())
+        except EmptyResultSet:  # an empty list of ids selects nothing, and Django writes no SQL for it
+            return 0
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO reviews_reviewtask (campaign_id, asset_id, position, status, skip_reason, rework_comment,"

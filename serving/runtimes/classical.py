@@ -140,8 +140,8 @@ class ContourSegmenter(ClassicalModel):
         if self.method == "otsu":
             _, mask = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         else:
-            # Local threshold copes with uneven lighting; the block spans about one coin.
-            block = max(gray.shape) // 8 | 1
+            # Local threshold copes with uneven lighting; the block spans about one coin (OpenCV's least is 3).
+            block = max(3, max(gray.shape) // 8 | 1)
             mask = cv2.adaptiveThreshold(blurred, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C,
                                          cv2.THRESH_BINARY, block, -5)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
