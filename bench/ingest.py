@@ -68,6 +68,50 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its descendants so far: live ones, and those it has reaped (cutime, cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    own = sum(int(value) for value in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the setup between start() and stop()."""
+
+    def __init__(self, parts: dict):
+        self.parts = parts  # name -> a function giving the pids to measure (read at each call: workers change)
+        self.started: dict = {}
+
+    def _now(self) -> dict:
+        now = {name: sum(cpu_seconds(pid) for pid in pids()) for name, pids in self.parts.items()}
+        now["clients (bench)"] = time.process_time()
+        return now
+
+    def start(self) -> None:
+        self.started = self._now()
+
+    def stop(self) -> dict:
+        now = self._now()
+        return {name: now[name] - self.started.get(name, 0.0) for name in now}
+
+
+def cpu_line(spent: dict, frames: int, wall: float) -> str:
+    parts = ", ".join(f"{name} {seconds / frames * 1000:.1f}" for name, seconds in spent.items())
+    total = sum(spent.values())
+    return (f"CPU per frame (ms): {parts}; total {total / frames * 1000:.1f} "
+            f"({total / wall:.2f} of {os.cpu_count()} cores busy)")
+
+
+def postmaster_pid() -> int | None:
+    # scripts/with_postgres.sh exports its data folder; postmaster.pid's first line is the server's pid.
+    path = Path(os.environ.get("LOUPE_TEST_PGDATA", "/nonexistent")) / "postmaster.pid"
+    return int(path.read_text().split()[0]) if path.exists() else None
+
+
 def frame_counts(database_url: str) -> tuple[int, int]:
     """(frames stored, frames whose per-frame work is not done yet): the record the sweep reads, processed_at."""
     with psycopg.connect(database_url, autocommit=True) as connection:
@@ -173,6 +217,8 @@ def profile_stop(spy: subprocess.Popen | None) -> None:
 
 # The steps a sample is counted under: the first rule that matches a frame of its stack, from the leaf up.
 STEPS = [
+    # psycopg waiting for the server's answer: py-spy does not see this poll as idle, but it is not CPU.
+    ("waiting for PostgreSQL", ("Connection.wait (psycopg", "wait_c (")),
     ("connect to PostgreSQL", ("get_new_connection", "psycopg/connection.py:connect", "connect (psycopg")),
     ("WebP encode", ("WebPImagePlugin.py",)),
     ("image decode", ("ImageFile.py", "JpegImagePlugin.py", "PngImagePlugin.py", "Image.py:draft", "draft (")),
@@ -204,9 +250,12 @@ def profile_report(path: Path, frames: int, title: str) -> None:
         frames_of_stack = stack.split(";")[::-1]
         step = next((name for frame in frames_of_stack for name, needles in STEPS
                      if any(needle in frame for needle in needles)), "other Python")
+        if any(needle in stack for needle in STEPS[0][1]):
+            step = STEPS[0][0]
         counts[step] += samples
     seconds_per_sample = 1 / 200
-    print(f"{title}: {total * seconds_per_sample / frames * 1000:.1f} ms of CPU per frame ({frames} frames)")
+    print(f"{title}: {total * seconds_per_sample / frames * 1000:.1f} ms sampled per frame ({frames} frames; "
+          "py-spy samples running threads, so this is about CPU but for the waits named as such)")
     for step, samples in counts.most_common():
         print(f"  {step:<28} {samples * seconds_per_sample / frames * 1000:6.2f} ms  {samples / total:6.1%}")
 
@@ -244,15 +293,23 @@ def main() -> None:
               f"Redis; {os.cpu_count()} cores; clients on the same machine")
         header = f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}"
 
+        worker_pids: list[int] = []
+        postgres = postmaster_pid()
+        meter = CpuMeter({"web": lambda: [web.pid], "PostgreSQL": lambda: [postgres] if postgres else [],
+                          "Redis": lambda: [processes[0].pid], "worker": lambda: worker_pids})
         print(f"\n1. web alone, {arguments.seconds:.0f} s per run\n{header}")
         counter = 0
         for threads in (1, 4):
             spy = profile_start(web.pid, arguments.profile / "web.txt") if arguments.profile and threads == 4 else None
+            meter.start()
+            started = time.monotonic()
             result = run_load(url, token, deployment_id, threads, arguments.seconds, counter)
+            spent, wall = meter.stop(), time.monotonic() - started
             profile_stop(spy)
             counter += result["sent"] + 1
             print(f"{threads:>7} {result['requests']:>8} {result['failures']:>5} {result['per_second']:>8.1f} "
                   f"{result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {rss_mb(web.pid):>11.0f}")
+            print("        " + cpu_line(spent, result["requests"], wall))
             if threads == 4:
                 web_frames = result["requests"]
         print("RSS per gunicorn worker (MB): " + ", ".join(f"{rss_mb(child):.0f}" for child in children(web.pid)))
@@ -260,12 +317,16 @@ def main() -> None:
         print("\n2. worker alone: the backlog of phase 1, the web side idle")
         worker = start_worker(env)
         processes.insert(1, worker)
+        worker_pids.append(worker.pid)
         spy = profile_start(worker.pid, arguments.profile / "worker.txt") if arguments.profile else None
+        meter.start()
         waited, elapsed, left = drain(database_url)
+        spent = meter.stop()
         profile_stop(spy)
         done = waited - left
         print(f"worker alone: {done} of {waited} frames in {elapsed:.1f} s, {done / elapsed:.1f} frames/s"
               + (" (gave up)" if left else ""))
+        print(cpu_line(spent, max(done, 1), elapsed))
 
         print(f"\n3. with the worker: 4 clients for {arguments.sustain_seconds:.0f} s, the backlog read every second")
         samples: list[tuple[float, int, int]] = []
@@ -275,8 +336,10 @@ def main() -> None:
             samples.append((time.monotonic(), stored, waiting))
 
         sample()
+        meter.start()
         result = run_load(url, token, deployment_id, 4, arguments.sustain_seconds, counter, sample=sample)
         sample()
+        spent = meter.stop()
         (t0, stored0, waiting0), (t1, stored1, waiting1) = samples[0], samples[-1]
         processed = (stored1 - waiting1) - (stored0 - waiting0)
         # The backlog's slope over the second half: the first seconds include the worker's warm-up.
@@ -288,6 +351,7 @@ def main() -> None:
               f"(second half: {slope:+.1f} frames/s)")
         print("end to end (accepted and processed, the backlog flat): "
               f"{min(result['per_second'], processed / (t1 - t0)):.1f} frames/s")
+        print(cpu_line(spent, max(result["requests"], 1), t1 - t0) + " (per frame accepted)")
         waited, elapsed, left = drain(database_url)
         print(f"the backlog drained after the load: {waited - left} of {waited} frames in {elapsed:.1f} s")
         if arguments.profile:
