@@ -215,6 +215,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # a time per run (docs/deployment.md, "Faults").
 LOUPE_WORK_GRACE_SECONDS = float(os.environ.get("LOUPE_WORK_GRACE_SECONDS", 30))
 LOUPE_WORK_BATCH = int(os.environ.get("LOUPE_WORK_BATCH", 200))
+# Frames a worker's task processes together (its own and the oldest others waiting), sharing their statements.
+LOUPE_FRAME_BATCH = int(os.environ.get("LOUPE_FRAME_BATCH", 32))
+# Celery's Django fixup closes every database connection around each task unless this is set (it then closes them
+# every this many tasks); dashboard/celery.py closes them instead as Django does around a request, so a worker
+# keeps its connection for CONN_MAX_AGE and checks it before reuse (CONN_HEALTH_CHECKS).
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOUPE_VAR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "thumbnails-backfill": {"task": "dashboard.tasks.data_thumbnails_backfill", "schedule": 300.0},

@@ -1,44 +1,118 @@
 """The per-frame work a worker does for each monitored frame once it is stored: its thumbnail, then its score."""
 import datetime as dt
+import io
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dashboard.models import Data, PredictedAsset
+from PIL import Image
+
+from dashboard.models import Data, PredictedAsset, Prediction
 from dashboard.services.background import task_send
-from dashboard.services.datalake import data_open, data_thumbnail_make
-from monitoring.services.outliers import asset_outlier_score
+from dashboard.services.datalake import data_open, data_thumbnail_make, thumbnail_webp, thumbnail_write
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 
+logger = logging.getLogger(__name__)
 
-def predicted_asset_process(*, asset: PredictedAsset, thumbnail: bool = True) -> None:
-    """The thumbnail of the frame's data (when the frame brought new data, `thumbnail`), then its outlier score,
-    from a single read of the image, then a refresh of the stats rollups.
 
-    The score is computed even when the thumbnail fails; a retry redoes only what is missing (a thumbnail is made
-    once, stored features are reused). Once all of it is done the frame is marked processed (`processed_at`), which
-    is what the sweep (predicted_assets_catch_up) looks for.
+def predicted_asset_process(*, asset: PredictedAsset, thumbnail: bool = True, batch: int | None = None) -> list:
+    """The per-frame work of `asset` and of up to `batch` - 1 other frames of its deployment still waiting
+    (oldest first), in one transaction: each frame's thumbnail (when its data has none; for `asset`, only when
+    `thumbnail`), its features and outlier score from one read of the image, its stats rollups marked stale.
+    Returns the ids of the frames it processed.
+
+    The frames are claimed with row locks that other workers skip (SKIP LOCKED): each frame is processed by
+    one of them, and a worker killed mid-batch commits nothing, so its frames are still waiting for the next
+    task or the sweep. A frame that fails keeps what could be done (its score without a thumbnail, say), is not
+    marked processed, and counts as one send of the sweep's; a failure of `asset` itself is raised after the
+    commit, for the task's retries. Frames the task's message did not name had their own message sent: it
+    finds the work done. `batch` defaults to settings.LOUPE_FRAME_BATCH.
     """
-    content = None
-    try:
-        if thumbnail and not asset.data.thumbnail:
-            with data_open(asset.data) as file:
-                content = file.read()
-            data_thumbnail_make(data=asset.data, size=settings.LOUPE_THUMBNAIL_SIZE, content=content)
-    finally:
+    batch = batch or settings.LOUPE_FRAME_BATCH
+    claim = PredictedAsset.objects.select_for_update(skip_locked=True, no_key=True, of=("self",)).filter(
+        processed_at__isnull=True)
+    failures: dict = {}
+    with transaction.atomic():
+        # Read again under the lock: a prediction that replaced the one the message named is the work to do now.
+        asset = claim.select_related("deployment", "data").filter(pk=asset.pk).first()
+        if asset is None:
+            return []  # done meanwhile, or another worker holds it now
+        others = []
+        if batch > 1:
+            others = list(claim.select_related("data").filter(
+                deployment_id=asset.deployment_id, process_sends__lt=MAX_PROCESS_SENDS)
+                .exclude(pk=asset.pk).order_by("created_at")[:batch - 1])
+        assets = [asset, *others]
+        for other in others:
+            other.deployment = asset.deployment  # one label map and reference for the batch
+        failures = frames_work(assets=assets, thumbnails={a.pk for a in assets if a is not asset or thumbnail})
+        done = [a.pk for a in assets if a.pk not in failures]
+        now = timezone.now()
+        PredictedAsset.objects.filter(pk__in=done).update(processed_at=now)
+        if failures:
+            PredictedAsset.objects.filter(pk__in=list(failures)).exclude(pk=asset.pk).update(
+                process_sends=F("process_sends") + 1, process_sent_at=now)
+    logger.info("frames processed: %s", " ".join(str(pk) for pk in done))
+    if asset.pk in failures:
+        raise failures[asset.pk]
+    return done
+
+
+def frames_work(*, assets: list[PredictedAsset], thumbnails: set) -> dict:
+    """The work of frames of one deployment (with their data): thumbnails of the data of `thumbnails` (asset ids)
+    that has none, features, scores, stats marks, written in a few statements for all. Returns asset id ->
+    the exception that stopped part of its work."""
+    from monitoring.services.outliers import asset_vectors_store, assets_score, features_of_content, stored_vectors
+
+    if not assets:
+        return {}
+    deployment = assets[0].deployment
+    size = settings.LOUPE_THUMBNAIL_SIZE
+    failures: dict = {}
+    vectors = stored_vectors(assets=assets)
+    shapes = dict(Prediction.objects.filter(asset_id__in=[a.pk for a in assets if a.pk not in vectors],
+                                            is_shadow=False).values_list("asset_id", "shapes"))
+    class_ids = sorted(deployment.class_ids)
+    computed, thumbnailed = {}, {}
+    for asset in assets:
+        data = asset.data
+        make_thumbnail = asset.pk in thumbnails and not data.thumbnail and data.pk not in thumbnailed
+        if asset.pk in vectors and not make_thumbnail:
+            continue
         try:
-            asset_outlier_score(asset=asset, content=content)
-        finally:
-            # Features and score (or what of them exists) change what the asset adds to the stats rollups.
-            stats_mark_stale(deployment_id=asset.deployment_id, asset_ids=[asset.pk])
-            stats_refresh_soon(deployment_id=asset.deployment_id)
-    # Only the prediction this work read: one that replaced it since (monitor_data) has work of its own.
-    PredictedAsset.objects.filter(pk=asset.pk, oracle_prediction_id=asset.oracle_prediction_id,
-                                  processed_at__isnull=True).update(
-        processed_at=timezone.now())
+            with data_open(data) as file:
+                content = file.read()
+            image = Image.open(io.BytesIO(content))
+            if image.format != "JPEG":
+                image.load()  # a PNG is decoded once, whole, for both
+            if asset.pk not in vectors:
+                computed[asset.pk] = features_of_content(asset=asset, content=content, image=image,
+                                                         shapes=shapes.get(asset.pk) or [], class_ids=class_ids)
+            if make_thumbnail:
+                # A JPEG's own decode: draft picks another scale for the thumbnail than for the features.
+                webp = thumbnail_webp(image=image if image.format != "JPEG" else Image.open(io.BytesIO(content)),
+                                      size=size)
+                thumbnailed[data.pk] = thumbnail_write(data=data, size=size, content=webp)
+        except Exception as error:  # an unreadable image, a storage error: the other frames go on
+            logger.warning("per-frame work of asset %s: %s", asset.pk, error)
+            failures[asset.pk] = error
+    asset_vectors_store(vectors=computed)
+    vectors.update(computed)
+    if thumbnailed:
+        Data.objects.bulk_update([Data(pk=pk, thumbnail=path) for pk, path in thumbnailed.items()], ["thumbnail"])
+        for asset in assets:
+            if asset.data_id in thumbnailed:
+                asset.data.thumbnail = thumbnailed[asset.data_id]
+    assets_score(deployment=deployment, vectors=vectors)
+    # Features and score (or what of them exists) change what the assets add to the stats rollups.
+    stats_mark_stale(deployment_id=deployment.pk, asset_ids=[asset.pk for asset in assets])
+    stats_refresh_soon(deployment_id=deployment.pk)
+    return failures
 
 
 # A frame whose work was sent this many times without being done (an image no worker can read, say) is left

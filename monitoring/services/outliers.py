@@ -1,4 +1,5 @@
 """Outlier services: each asset's features, each deployment's reference, and the scores kept on predicted assets."""
+import io
 import logging
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -35,6 +36,48 @@ def asset_features_compute(*, asset: PredictedAsset, content: bytes | None = Non
     vector = _compute(asset, shapes or [], class_ids, content)
     _store({asset.pk: vector})
     return vector
+
+
+def stored_vectors(*, assets: list[PredictedAsset]) -> dict:
+    """asset id -> its stored feature vector, for those of `assets` whose vector is current (one query)."""
+    dim = feature_length(len(assets[0].deployment.class_ids)) if assets else 0
+    rows = AssetFeatures.objects.filter(asset_id__in=[asset.pk for asset in assets], version=FEATURE_VERSION)
+    vectors = {pk: _vector(vector) for pk, vector in rows.values_list("asset_id", "vector")}
+    return {pk: vector for pk, vector in vectors.items() if len(vector) == dim}
+
+
+def features_of_content(*, asset: PredictedAsset, content: bytes, image, shapes: list[dict],
+                        class_ids: list[int]) -> np.ndarray:
+    """The asset's feature vector from its image's bytes; `image` is them opened already, and used as it is
+    unless it is a JPEG (which decodes here at the features' own scale). The same vector as _compute's."""
+    if image.format == "JPEG":
+        image = image_open(io.BytesIO(content))
+    return asset_features(image=image, shapes=shapes, width=asset.width, height=asset.height,
+                          class_ids=class_ids, image_size=(asset.data.width, asset.data.height))
+
+
+def asset_vectors_store(*, vectors: dict) -> None:
+    """Keep computed feature vectors (asset id -> vector), in one upsert."""
+    if vectors:
+        _store(vectors)
+
+
+def assets_score(*, deployment: Deployment, vectors: dict) -> dict:
+    """Score assets (asset id -> feature vector) of one deployment against its reference and keep the scores, in
+    one update; asset id -> score, empty while there is no reference.
+
+    Each row is scored on its own: scikit-learn's neighbour search rounds differently for different numbers of
+    rows, and a frame's score must not depend on the frames it was processed with."""
+    if not vectors:
+        return {}
+    reference = outlier_reference_for(deployment=deployment)
+    if reference is None:
+        return {}
+    model = outlier_model(reference=reference)
+    scores = {pk: float(model.score(vector[np.newaxis])[0]) for pk, vector in vectors.items()}
+    PredictedAsset.objects.bulk_update([PredictedAsset(pk=pk, outlier_score=score) for pk, score in scores.items()],
+                                       ["outlier_score"])
+    return scores
 
 
 def reference_size() -> int:

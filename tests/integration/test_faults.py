@@ -60,6 +60,8 @@ def test_redis_and_the_worker_killed_during_ingest_lose_no_frame_and_every_frame
 ):
     settings.LOUPE_OUTLIER_REFERENCE_SIZE = 10
     settings.LOUPE_WORK_GRACE_SECONDS = 1
+    # The sweep alone must bring the outage's frames back: no later frame's task takes them in its batch.
+    settings.LOUPE_FRAME_BATCH = 1
     deployment = deployments[DET]
     jwt = api_login(api_tokens["ml_lead"], deployment)
     answers = {}

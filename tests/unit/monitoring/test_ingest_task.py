@@ -54,7 +54,7 @@ def test_the_score_is_kept_even_when_the_thumbnail_fails(frame, monkeypatch):
     def broken(**kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(frames, "data_thumbnail_make", broken)
+    monkeypatch.setattr(frames, "thumbnail_write", broken)
     asset = frame(3)
     with pytest.raises(OSError):
         predicted_asset_process._orig_run(str(asset.id))  # the task's body, without Celery's autoretry around it

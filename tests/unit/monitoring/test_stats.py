@@ -104,7 +104,8 @@ def test_features_score_and_review_arrive_later_and_replace_what_was_counted(det
 
 
 def test_random_ingests_reviews_repeats_and_replays_equal_a_recount(detection, frame, users, monitor_payload,
-                                                                    jpeg_bytes, dataset_version_for):
+                                                                    jpeg_bytes, dataset_version_for, settings):
+    settings.LOUPE_FRAME_BATCH = 1  # "process" is the work of the one frame drawn, not a batch of all waiting
     rng = random.Random(7)
     feedback_loop_setup(deployment=detection, dataset_version=dataset_version_for(detection))
     assets = []

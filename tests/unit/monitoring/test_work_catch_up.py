@@ -77,7 +77,8 @@ def test_the_worker_marks_the_frame_processed_once_its_work_is_done(deployments,
 
 
 def test_the_sweep_sends_unprocessed_frames_past_the_grace_oldest_first_in_bounded_batches(deployments,
-                                                                                          monitor_payload):
+                                                                                          monitor_payload, settings):
+    settings.LOUPE_FRAME_BATCH = 1  # a task does its own frame only: which frames wait is what this test sets
     assets = [prediction_ingest(deployment=deployments[DET], payload=monitor_payload(DET)).asset for _ in range(5)]
     for index, asset in enumerate(assets):
         _age([asset.pk], 600 - index * 60)  # assets[0] is the oldest
