@@ -16,7 +16,7 @@ from dashboard.fields import Fields
 from dashboard.models import AssetStatus, Deployment, PredictedAsset
 from dashboard.selectors.access import deployment_for_member
 from dashboard.selectors.deployments import label_map
-from dashboard.selectors.predictions import asset_predictions
+from dashboard.selectors.predictions import AssetPredictions, predictions_by_asset
 from dashboard.shapes import shape_iou
 from monitoring.models import ModelRole
 from monitoring.quality import COCO_STAT_NAMES
@@ -263,8 +263,7 @@ def deployment_stats(request: HttpRequest, deployment_id):
 # Per-prediction services
 
 
-def _item(asset: PredictedAsset, query: StatsQuery) -> dict:
-    predictions = asset_predictions(asset)
+def _item(asset: PredictedAsset, predictions: AssetPredictions, query: StatsQuery) -> dict:
     prediction = predictions.shadow if query.role == ModelRole.SHADOW else predictions.champion
     shapes = prediction.shapes if prediction is not None else []
     classes: dict = {}
@@ -326,7 +325,8 @@ def prediction_stats(request: HttpRequest, deployment_id):
     query = _query(request, deployment, aggregated=False)
     reviewed_only = query.metric.startswith("REVIEWS_")
     total = _count(query, reviewed_only=reviewed_only)
-    page = list(_assets(query, reviewed_only=reviewed_only).select_related("deployment").prefetch_related("predictions")
-                .order_by("-timestamp", "-id")[query.offset:query.offset + query.limit])
+    page = list(_assets(query, reviewed_only=reviewed_only).order_by("-timestamp", "-id")
+                [query.offset:query.offset + query.limit])
+    predictions = predictions_by_asset(assets=page)
     return 200, {**query.echo(), "count": total, "offset": query.offset, "limit": query.limit,
-                 "items": [_item(asset, query) for asset in page]}
+                 "items": [_item(asset, predictions[asset.pk], query) for asset in page]}

@@ -156,3 +156,24 @@ def test_members_only_and_the_jwt_of_the_deployment(client, api_tokens, outsider
     assert get(client, jwt, detection, "/stats", service="metrics").status_code == 401
     own = api_login(api_tokens["admin"], detection)
     assert get(client, own, detection, "/stats", service="metrics").status_code == 200
+
+
+def test_a_page_of_predictions_leaves_no_reference_cycle_of_model_rows(client, api_tokens, detection, frames):
+    """Cycles (an asset holding its prefetched predictions, each pointing back at it) are freed only by the
+    collector's full passes, which then land in a request: a page must be freed by reference counting alone."""
+    import gc
+
+    url = f"/api/deployment/{detection.id}/predictions/stats"
+    headers = {"Authorization": f"Bearer {api_tokens['admin']}"}
+    assert client.get(url, {"service": "metrics"}, headers=headers).json()["count"] == 6
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        answer = client.get(url, {"service": "metrics"}, headers=headers)
+        gc.collect()
+        left = [type(thing).__name__ for thing in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert len(answer.json()["items"]) == 6
+    assert not {"PredictedAsset", "Prediction"} & set(left), left
