@@ -3,6 +3,7 @@ import datetime as dt
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from dashboard.models import Deployment, PredictedAsset
 from dashboard.services.background import task_send
@@ -31,9 +32,13 @@ def predicted_assets_catch_up() -> int:
     return sent
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OSError, InterfaceError, OperationalError), retry_backoff=True,
+             max_retries=8)
 def deployment_rescore(deployment_id: str) -> int:
-    """Rebuild the deployment's reference from history and score all its assets (unreadable images are skipped)."""
+    """Rebuild the deployment's reference from history and score all its assets (unreadable images are skipped).
+
+    Tried again when the database goes away meanwhile (a restart): its frames are processed already, so the sweep
+    would never send them again, and they would keep no score."""
     deployment = Deployment.objects.filter(pk=deployment_id).first()
     return 0 if deployment is None else outliers.deployment_rescore(deployment=deployment)
 

@@ -48,6 +48,17 @@ def _send_frames(monitor_post, deployment, jwt, monitor_payload, jpeg_bytes, pha
         answers[filename] = (response.status_code, response.json())
 
 
+def _unfinished() -> str:
+    """Which frames lack what (processed, thumbnail, outlier score), for a failure's message."""
+    lines = []
+    for asset in PredictedAsset.objects.select_related("data"):
+        missing = [name for name, done in (("processed", asset.processed_at), ("thumbnail", asset.data.thumbnail),
+                                           ("score", asset.outlier_score is not None)) if not done]
+        if missing:
+            lines.append(f"{asset.filename} (no {', '.join(missing)})")
+    return ", ".join(lines)
+
+
 def _all_processed():
     assets = list(PredictedAsset.objects.select_related("data"))
     done = [a for a in assets if a.processed_at and a.data.thumbnail and a.outlier_score is not None]
@@ -189,8 +200,7 @@ def test_a_postgresql_restart_during_ingest_answers_503_for_what_it_did_not_stor
 
     deadline = time.monotonic() + RECOVERY_SECONDS
     while not _all_processed():
-        assert time.monotonic() < deadline, "frames not processed after the restart: " + ", ".join(
-            PredictedAsset.objects.filter(processed_at__isnull=True).values_list("filename", flat=True))
+        assert time.monotonic() < deadline, "frames not processed after the restart: " + _unfinished()
         predicted_assets_catch_up.delay()
         time.sleep(2)
     assert AssetFeatures.objects.count() == len(answers)
