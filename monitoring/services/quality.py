@@ -98,7 +98,7 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
     assets = reviewed_assets(deployment=deployment, start=start, end=end, tag=tag, model_version_id=model_version_id,
                              includes=includes, excludes=excludes)
     key = _key(params)
-    if compute and assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS \
+    if compute and _over_limit(assets) \
             and not QualityReport.objects.filter(deployment=deployment, key=key, result__isnull=False).exists():
         # Too many to compute on request and nothing stored to answer: refused after a bounded count, without
         # the aggregate over every reviewed asset that the fingerprint is.
@@ -124,9 +124,13 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
 
 
 def _computed(deployment: Deployment, assets: QuerySet) -> dict:
-    if assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS:
+    if _over_limit(assets):
         _too_many()
     return quality_compute(deployment=deployment, assets=list(assets.prefetch_related("predictions")))
+
+
+def _over_limit(assets: QuerySet) -> bool:
+    return assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS  # counts no further than the limit
 
 
 def _too_many():
