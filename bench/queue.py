@@ -407,10 +407,10 @@ def tail_querysets(deployment, case: Case) -> dict:
 
 
 def caller(deployment, case: Case, cursor: str | None):
-    from dashboard.selectors.assets import predicted_assets_matching, predicted_assets_page
+    from dashboard.selectors.assets import count_upto, predicted_assets_matching, predicted_assets_page
 
-    if case.count:
-        return lambda: predicted_assets_matching(deployment=deployment, query=case.query).count()
+    if case.count:  # as the queue page's count does: no further than COUNT_CAP + 1
+        return lambda: count_upto(predicted_assets_matching(deployment=deployment, query=case.query))
     return lambda: len(predicted_assets_page(deployment=deployment, query=case.query, order=case.order,
                                              cursor=cursor, limit=PAGE,
                                              with_predictions=case.with_predictions).items)
@@ -476,12 +476,16 @@ def cases(deep: int) -> list[Case]:
         Case("tag:rain", "tag:rain", extra=True),
         Case("label:truck -label:car", "label:truck -label:car", extra=True),
         Case("a filename word: frame_0424242", "frame_0424242", extra=True, plan=True),
+        Case("a filename word most frames have: frame", "frame", extra=True, plan=True),
+        Case("filename:*_04242*", "filename:*_04242*", extra=True),
         Case("status:to_review, page 1", "status:to_review", extra=True, plan=True),
         Case("unscored tail: entering it", tail="enter", extra=True, plan=True),
         Case("unscored tail: halfway", tail="inside", extra=True),
         Case("max_score, entering the no-shape tail", order="max_score", tail="enter", extra=True, plan=True),
-        Case("count, empty query", count=True, extra=True, plan=True),
-        Case("count, status:to_review", "status:to_review", count=True, extra=True, plan=True),
+        Case("count (capped), empty query", count=True, extra=True, plan=True),
+        Case("count (capped), status:to_review", "status:to_review", count=True, extra=True, plan=True),
+        Case("count (capped), label:truck", "label:truck", count=True, extra=True, plan=True),
+        Case("count (capped), frame_04242", "frame_04242", count=True, extra=True, plan=True),
     ]
 
 
@@ -612,26 +616,72 @@ def tail_rewrite(deployment, todo: list[Case], arguments, *, show_plans: bool) -
 
 
 def prefetch_costs(deployment, arguments) -> None:
-    """The prefetch of a page's predictions alone: as the selector does it (prefetch_related("predictions"), which
-    gives every asset a related manager and a queryset of its own), and into a plain list (Prefetch(to_attr=...))."""
-    from django.db.models import Prefetch, prefetch_related_objects
+    """Reading a page's predictions alone: as the selector does it (predictions_attach: one query, predictions that
+    do not point back at their assets), and with prefetch_related("predictions"), which it did before (every asset
+    gets a related manager and a queryset, and every prediction its asset: reference cycles)."""
+    from django.db.models import prefetch_related_objects
 
     from dashboard.selectors.assets import predicted_assets_page
+    from dashboard.selectors.predictions import predictions_attach
 
-    ways = {"prefetch_related('predictions')": lambda items: prefetch_related_objects(items, "predictions"),
-            "Prefetch('predictions', to_attr=...)": lambda items: prefetch_related_objects(
-                items, Prefetch("predictions", to_attr="prediction_list"))}
-    print(f"\nPREFETCH ALONE (the predictions of the default sort's page 1, {arguments.repeat} timed runs each, "
-          f"on fresh copies of the page's assets)")
-    for label, prefetch in ways.items():
-        times = []
+    ways = {"predictions_attach (the selector's)": predictions_attach,
+            "prefetch_related('predictions')": lambda items: prefetch_related_objects(items, "predictions")}
+    print(f"\nPREDICTIONS ALONE (those of the default sort's page 1, {arguments.repeat} timed runs each, on fresh "
+          f"copies of the page's assets; 'cycles' is how many objects gc.collect() found unreachable after a run)")
+    for label, read in ways.items():
+        times, cycles = [], []
         for run in range(arguments.warmup + arguments.repeat):
             items = predicted_assets_page(deployment=deployment, limit=PAGE, with_predictions=False).items
+            gc.collect()
             began = time.perf_counter()
-            prefetch(items)
+            read(items)
             if run >= arguments.warmup:
                 times.append((time.perf_counter() - began) * 1000)
-        print(f"  {label:<38} p50 {quantile(times, 0.5):5.1f} ms, p95 {quantile(times, 0.95):5.1f} ms")
+            del items
+            cycles.append(gc.collect())
+        print(f"  {label:<38} p50 {quantile(times, 0.5):5.1f} ms, p95 {quantile(times, 0.95):5.1f} ms, "
+              f"cycles {max(cycles)}")
+
+
+def trigram_insert_cost(blocks: int = 20, per_block: int = 2000) -> None:
+    """What the filename's trigram index adds to a monitored frame's INSERT: rows inserted one per transaction, as
+    ingest does, into two tables shaped like the asset table's indexed columns (200,000 rows each to start), one with
+    the GIN index, in alternating blocks; enough rows to flush GIN's pending list several times."""
+    import statistics
+    import uuid
+
+    from django.db import connection, transaction
+
+    print(f"\nTRIGRAM INDEX ON INSERT ({blocks} alternating blocks of {per_block} one-row transactions per table)")
+    with connection.cursor() as db:
+        for name in ("plain", "trigram"):
+            db.execute(f"DROP TABLE IF EXISTS bench_insert_{name}")
+            db.execute(f"CREATE TABLE bench_insert_{name} (id uuid PRIMARY KEY, deployment_id uuid, "
+                       "filename varchar(255), outlier_score float8)")
+            db.execute(f"CREATE INDEX ON bench_insert_{name} (deployment_id, outlier_score, id)")
+            db.execute(f"INSERT INTO bench_insert_{name} SELECT gen_random_uuid(), %s, 'cam' || (i % 7) || '_2026120' "
+                       "|| (i % 9) || '_' || lpad(i::text, 7, '0') || '.jpg', random() FROM generate_series(1, 200000) i",
+                       [str(uuid.UUID(int=1))])
+        db.execute("CREATE INDEX ON bench_insert_trigram USING gin (UPPER(filename) gin_trgm_ops)")
+        db.execute("VACUUM ANALYZE bench_insert_plain, bench_insert_trigram")
+    times: dict[str, list[float]] = {"plain": [], "trigram": []}
+    number = 200_000
+    for block in range(blocks):
+        for name in ("plain", "trigram") if block % 2 == 0 else ("trigram", "plain"):
+            began = time.perf_counter()
+            for _ in range(per_block):
+                number += 1
+                with transaction.atomic(), connection.cursor() as db:
+                    db.execute(f"INSERT INTO bench_insert_{name} VALUES (%s, %s, %s, NULL)",
+                               [str(uuid.uuid4()), str(uuid.UUID(int=1)), f"cam{number % 7}_2026120{number % 9}_"
+                                                                          f"{number:07d}.jpg"])
+            times[name].append((time.perf_counter() - began) / per_block * 1000)
+    with connection.cursor() as db:
+        db.execute("DROP TABLE bench_insert_plain, bench_insert_trigram")
+    plain, trigram = statistics.median(times["plain"]), statistics.median(times["trigram"])
+    print(f"  one INSERT's transaction: {plain:.3f} ms without the index, {trigram:.3f} ms with it (medians of the "
+          f"blocks): the index adds {trigram - plain:.3f} ms a frame, against ~14.5 ms of CPU a monitored frame costs "
+          f"(web 12, PostgreSQL 2.5; docs/deployment.md)")
 
 
 def load() -> str:
@@ -738,7 +788,7 @@ def main() -> None:
         first, bare = by_name["default sort, page 1"], by_name["default sort, page 1, no predictions"]
         deep = by_name[f"default sort, page {arguments.deep_page}"]
         p50 = lambda result: quantile(result.times_ms, 0.5)  # noqa: E731
-        print(f"prefetching the predictions of a {PAGE}-item page costs {p50(first) - p50(bare):.1f} ms at p50 "
+        print(f"reading the predictions of a {PAGE}-item page costs {p50(first) - p50(bare):.1f} ms at p50 "
               f"({p50(bare):.1f} -> {p50(first):.1f} ms; 1 more query)")
         if deep.times_ms:
             print(f"page {arguments.deep_page} vs page 1 (default sort, with predictions): min {min(deep.times_ms):.1f} "
@@ -747,6 +797,7 @@ def main() -> None:
         if not arguments.no_plans:
             print_plans(deployment, todo, "PLANS")
         prefetch_costs(deployment, arguments)
+        trigram_insert_cost()
         tail_rewrite(deployment, todo, arguments, show_plans=not arguments.no_plans)
 
         if arguments.try_sql:

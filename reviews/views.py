@@ -19,7 +19,8 @@ from dashboard.errors import ApiError, Forbidden, ValidationFailed
 from dashboard.query import QUERY_HELP, parse_query
 from dashboard.models import AssetStatus, Role
 from dashboard.selectors.assets import (
-    DEFAULT_SORT, SORTS, predicted_assets_matching, predicted_assets_page, predicted_assets_waiting_count,
+    COUNT_CAP, DEFAULT_SORT, SORTS, count_upto, predicted_assets_matching, predicted_assets_page,
+    predicted_assets_waiting_count,
 )
 from dashboard.selectors.deployments import display_shapes, label_map
 from dashboard.selectors.predictions import asset_predictions
@@ -130,10 +131,11 @@ def queue_count(request, deployment_id):
     deployment, _ = deployment_for_member(user=request.user, deployment_id=deployment_id)
     state = _queue_state(request.GET)
     try:
-        count = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).count()
+        count = count_upto(predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user))
     except ValidationFailed:
         count = None
-    return render(request, "reviews/queue.html#count", {"count": count, "state": state, "error": count is None})
+    return render(request, "reviews/queue.html#count", {"count": count, "state": state, "error": count is None,
+                                                        "count_cap": COUNT_CAP})
 
 
 @login_required
@@ -144,12 +146,13 @@ def queue_new(request, deployment_id):
     state = _queue_state(request.GET)
     try:
         opened_at = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
-        new = predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user).filter(created_at__gt=opened_at).count()
+        new = count_upto(predicted_assets_matching(deployment=deployment, query=state["q"], user=request.user)
+                         .filter(created_at__gt=opened_at))
     except (ValueError, ValidationFailed):
         new = 0
     return render(
         request, "reviews/queue.html#new",
-        {"new": new, "deployment": deployment, "state_query": urlencode(state), "opened_at": request.GET.get("opened_at", "")},
+        {"new": new, "count_cap": COUNT_CAP, "deployment": deployment, "state_query": urlencode(state), "opened_at": request.GET.get("opened_at", "")},
     )
 
 

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 
 from dashboard.errors import FieldError, NotFound, ValidationFailed
 from dashboard.models import Deployment, PredictedAsset
+from dashboard.selectors.predictions import predictions_attach
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ SORTS = {
 }
 DEFAULT_SORT = "-outlier_score"
 NULLABLE = {"outlier_score", "max_score"}
+COUNT_CAP = 1_000  # counts of the queue's matches stop here: past it the page says "more than 1,000"
 
 
 @dataclass
@@ -78,9 +80,9 @@ def predicted_assets_page(
 ) -> AssetPage:
     """One page of the deployment's assets matching `query`, in `order`, after `cursor` (or `offset`, API only)."""
     sort = sort_get(order)
-    queryset = predicted_assets_matching(deployment=deployment, query=query, user=user)
-    if with_predictions:
-        queryset = queryset.prefetch_related("predictions")
+    # The page's assets share the caller's deployment object rather than each reading a copy of its row.
+    queryset = predicted_assets_matching(deployment=deployment, query=query, user=user).select_related(None)
+    queryset = queryset.select_related("data")
     direction = "-" if sort.descending else ""
     value, after_id, in_tail = _cursor_decode(cursor, sort) if cursor else (None, None, False)
 
@@ -100,7 +102,18 @@ def predicted_assets_page(
             tail = tail.filter(id__lt=after_id) if sort.descending else tail.filter(id__gt=after_id)
         items += _slice(tail, offset, limit + 1 - len(items))
     next_cursor = cursor_for(items[limit - 1], sort) if len(items) > limit else None
-    return AssetPage(items=items[:limit], next_cursor=next_cursor)
+    items = items[:limit]
+    for item in items:
+        item.deployment = deployment
+    return AssetPage(items=predictions_attach(items) if with_predictions else items, next_cursor=next_cursor)
+
+
+def count_upto(queryset: QuerySet, cap: int | None = None) -> int:
+    """How many rows `queryset` has, counting no further than cap + 1 (COUNT_CAP + 1 by default): more than `cap`
+    reads as cap + 1. Exact counts of a million matches cost more than the page they go with (70 to 190 ms on
+    PostgreSQL)."""
+    cap = COUNT_CAP if cap is None else cap
+    return queryset.order_by()[: cap + 1].count()
 
 
 def _slice(queryset: QuerySet, offset: int, count: int) -> list:

@@ -2,7 +2,7 @@
 from django.db.models import Count
 
 from dashboard.models import AssetStatus, Deployment, PredictedAsset
-from dashboard.selectors.predictions import asset_predictions
+from dashboard.selectors.predictions import asset_predictions, predictions_attach
 from dashboard.shapes import svg_points
 
 
@@ -38,7 +38,8 @@ def label_map(deployment: Deployment) -> dict[int, dict]:
 def asset_cards(*, deployment: Deployment, assets, labels: dict[int, dict] | None = None) -> list[dict]:
     """What a picture of each asset needs: its champion's shapes over the threshold, and its shadow's count.
 
-    The assets must come with their predictions prefetched; `labels` is the label map when the caller has it.
+    The assets must come with their predictions attached (predictions_attach) or prefetched; `labels` is the
+    label map when the caller has it.
     """
     labels = label_map(deployment) if labels is None else labels
     cards = []
@@ -60,10 +61,7 @@ def asset_cards(*, deployment: Deployment, assets, labels: dict[int, dict] | Non
 
 
 def latest_predictions(*, deployment: Deployment, limit: int = 24) -> list[dict]:
-    assets = (
-        PredictedAsset.objects.filter(deployment=deployment)
-        .select_related("data")
-        .prefetch_related("predictions")
-        .order_by("-timestamp", "-id")[:limit]
-    )
+    assets = predictions_attach(list(
+        PredictedAsset.objects.filter(deployment=deployment).select_related("data").order_by("-timestamp", "-id")[:limit]
+    ))
     return asset_cards(deployment=deployment, assets=assets)

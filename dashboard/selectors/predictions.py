@@ -14,8 +14,15 @@ class AssetPredictions:
         return self.champion.shapes if self.champion is not None else []
 
 
+ATTACHED = "attached_predictions"  # where predictions_attach leaves an asset's AssetPredictions
+
+
 def asset_predictions(asset: PredictedAsset) -> AssetPredictions:
-    """The asset's champion and shadow predictions, read from its prefetched predictions when it has them."""
+    """The asset's champion and shadow predictions: those predictions_attach gave it, else its prefetched (or
+    freshly read) predictions."""
+    attached = asset.__dict__.get(ATTACHED)
+    if attached is not None:
+        return attached
     by_role = {prediction.is_shadow: prediction for prediction in asset.predictions.all()}
     return AssetPredictions(champion=by_role.get(False), shadow=by_role.get(True))
 
@@ -29,3 +36,13 @@ def predictions_by_asset(*, assets: list[PredictedAsset]) -> dict:
         found[prediction.asset_id][prediction.is_shadow] = prediction
     return {asset_id: AssetPredictions(champion=roles.get(False), shadow=roles.get(True))
             for asset_id, roles in found.items()}
+
+
+def predictions_attach(assets: list[PredictedAsset]) -> list[PredictedAsset]:
+    """Gives each asset of a page its predictions (read in one query, see predictions_by_asset), where
+    asset_predictions finds them. The queue's pages and the API's lists read them this way."""
+    if assets:
+        by_id = predictions_by_asset(assets=assets)
+        for asset in assets:
+            asset.__dict__[ATTACHED] = by_id[asset.pk]
+    return assets

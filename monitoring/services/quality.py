@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from dashboard.errors import FieldError, ValidationFailed
 from dashboard.models import AssetStatus, AssetTerm, Deployment, PredictedAsset, Prediction
-from dashboard.selectors.predictions import asset_predictions
+from dashboard.selectors.assets import count_upto
+from dashboard.selectors.predictions import asset_predictions, predictions_attach
 from dashboard.services.background import task_send_on_commit
 from monitoring.models import QualityReport
 from monitoring.quality import quality_compare, quality_evaluate
@@ -126,11 +127,11 @@ def quality_report(*, deployment: Deployment, start: dt.datetime | None = None, 
 def _computed(deployment: Deployment, assets: QuerySet) -> dict:
     if _over_limit(assets):
         _too_many()
-    return quality_compute(deployment=deployment, assets=list(assets.prefetch_related("predictions")))
+    return quality_compute(deployment=deployment, assets=predictions_attach(list(assets)))
 
 
 def _over_limit(assets: QuerySet) -> bool:
-    return assets.order_by()[:MAX_ASSETS + 1].count() > MAX_ASSETS  # counts no further than the limit
+    return count_upto(assets, MAX_ASSETS) > MAX_ASSETS
 
 
 def _too_many():
@@ -165,7 +166,7 @@ def quality_report_compute(*, report: QualityReport) -> QualityReport:
                              tag=params["tag"], model_version_id=params["model_version_id"] or None,
                              includes=params["includes"], excludes=params["excludes"])
     fingerprint = _fingerprint(assets)
-    result = quality_compute(deployment=report.deployment, assets=list(assets.prefetch_related("predictions")))
+    result = quality_compute(deployment=report.deployment, assets=predictions_attach(list(assets)))
     QualityReport.objects.filter(pk=report.pk).update(result=result, fingerprint=fingerprint, computed_at=timezone.now())
     report.refresh_from_db()
     return report

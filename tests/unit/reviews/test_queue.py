@@ -88,6 +88,59 @@ def test_queue_fragments_count_and_new(client, assets, users):
     assert "40 new predictions" in new.content.decode()
 
 
+def test_counts_stop_at_the_cap_and_say_so(client, assets, users, monkeypatch):
+    """Past COUNT_CAP the count says "more than" the cap instead of counting every match."""
+    from dashboard.selectors import assets as asset_selectors
+    from dashboard.selectors.assets import count_upto
+
+    matching = PredictedAsset.objects.filter(deployment=assets)
+    assert count_upto(matching, cap=39) == 40 and count_upto(matching, cap=40) == 40
+    assert count_upto(matching, cap=5) == 6
+    monkeypatch.setattr(asset_selectors, "COUNT_CAP", 25)
+    monkeypatch.setattr("reviews.views.COUNT_CAP", 25)
+    client.force_login(users["labeler"])
+    count = client.get(f"/deployments/{assets.id}/queue/count").content.decode()
+    assert ">more than 25</strong> predictions" in count and ">40<" not in count
+    new = client.get(f"/deployments/{assets.id}/queue/new", {"opened_at": "2000-01-01T00:00:00+00:00"})
+    assert "more than 25 new predictions" in new.content.decode()
+    monkeypatch.setattr(asset_selectors, "COUNT_CAP", 40)
+    monkeypatch.setattr("reviews.views.COUNT_CAP", 40)
+    assert ">40</strong> predictions" in client.get(f"/deployments/{assets.id}/queue/count").content.decode()
+
+
+@pytest.mark.parametrize("what", ["cards", "api"])
+def test_a_queue_page_leaves_no_reference_cycle_of_model_rows(client, assets, api_tokens, what):
+    """A page's assets and predictions must be freed by reference counting: cycles (an asset holding prefetched
+    predictions that point back at it) wait for the collector's full passes, which at a million rows took 85 ms
+    and landed in one page of six. ("cards" is what the queue page draws; the page itself also hangs on the
+    request, which django-htmx's details tie in a cycle of their own.)"""
+    import gc
+
+    from reviews.selectors import review_cards
+
+    def fetch():
+        if what == "cards":
+            page = predicted_assets_page(deployment=assets, limit=40)
+            return sum(bool(card["shapes"]) or card["asset"].shape_count == 0
+                       for card in review_cards(deployment=assets, assets=page.items))
+        answer = client.get(f"/api/deployment/{assets.id}/predictedassets", {"limit": 40},
+                            HTTP_AUTHORIZATION=f"Bearer {api_tokens['labeler']}").json()
+        return sum(item["champion_prediction"] is not None for item in answer["items"])
+
+    fetch()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        shown = fetch()
+        gc.collect()
+        left = [type(thing).__name__ for thing in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert shown == 40
+    assert not {"PredictedAsset", "Prediction", "Data", "Deployment"} & set(left), sorted(set(left))
+
+
 def test_a_labeler_of_another_organization_gets_404(client, assets, outsider):
     client.force_login(outsider)
     assert client.get(f"/deployments/{assets.id}/queue/").status_code == 404
