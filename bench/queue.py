@@ -643,45 +643,52 @@ def prefetch_costs(deployment, arguments) -> None:
               f"cycles {max(cycles)}")
 
 
-def trigram_insert_cost(blocks: int = 20, per_block: int = 2000) -> None:
-    """What the filename's trigram index adds to a monitored frame's INSERT: rows inserted one per transaction, as
-    ingest does, into two tables shaped like the asset table's indexed columns (200,000 rows each to start), one with
-    the GIN index, in alternating blocks; enough rows to flush GIN's pending list several times."""
+def queue_indexes_insert_cost(blocks: int = 20, per_block: int = 2000) -> None:
+    """What migration 0007's indexes (the filename's trigram GIN, the default sort's two NULLS LAST B-trees) add to a
+    monitored frame's INSERT: rows inserted one per transaction, as ingest does, into two tables shaped like the
+    asset table's outlier columns and indexes (200,000 rows each to start), the second with 0007's indexes too, in
+    alternating blocks; enough rows to flush GIN's pending list several times."""
     import statistics
     import uuid
 
     from django.db import connection, transaction
 
-    print(f"\nTRIGRAM INDEX ON INSERT ({blocks} alternating blocks of {per_block} one-row transactions per table)")
+    print(f"\nMIGRATION 0007'S INDEXES ON INSERT ({blocks} alternating blocks of {per_block} one-row transactions "
+          f"per table)")
     with connection.cursor() as db:
-        for name in ("plain", "trigram"):
-            db.execute(f"DROP TABLE IF EXISTS bench_insert_{name}")
-            db.execute(f"CREATE TABLE bench_insert_{name} (id uuid PRIMARY KEY, deployment_id uuid, "
-                       "filename varchar(255), outlier_score float8)")
-            db.execute(f"CREATE INDEX ON bench_insert_{name} (deployment_id, outlier_score, id)")
-            db.execute(f"INSERT INTO bench_insert_{name} SELECT gen_random_uuid(), %s, 'cam' || (i % 7) || '_2026120' "
-                       "|| (i % 9) || '_' || lpad(i::text, 7, '0') || '.jpg', random() FROM generate_series(1, 200000) i",
-                       [str(uuid.UUID(int=1))])
-        db.execute("CREATE INDEX ON bench_insert_trigram USING gin (UPPER(filename) gin_trgm_ops)")
-        db.execute("VACUUM ANALYZE bench_insert_plain, bench_insert_trigram")
-    times: dict[str, list[float]] = {"plain": [], "trigram": []}
+        for name in ("before", "after"):
+            table = f"bench_insert_{name}"
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.execute(f"CREATE TABLE {table} (id uuid PRIMARY KEY, deployment_id uuid, filename varchar(255), "
+                       "status varchar(16), outlier_score float8)")
+            db.execute(f"CREATE INDEX ON {table} (deployment_id, outlier_score, id)")
+            db.execute(f"CREATE INDEX ON {table} (deployment_id, outlier_score, id) WHERE status = 'TO_REVIEW'")
+            db.execute(f"INSERT INTO {table} SELECT gen_random_uuid(), %s, 'cam' || (i %% 7) || '_2026120' "
+                       "|| (i %% 9) || '_' || lpad(i::text, 7, '0') || '.jpg', 'TO_REVIEW', random() "
+                       "FROM generate_series(1, 200000) i", [str(uuid.UUID(int=1))])
+        db.execute("CREATE INDEX ON bench_insert_after USING gin (UPPER(filename) gin_trgm_ops)")
+        db.execute("CREATE INDEX ON bench_insert_after (deployment_id, outlier_score DESC NULLS LAST, id DESC)")
+        db.execute("CREATE INDEX ON bench_insert_after (deployment_id, outlier_score DESC NULLS LAST, id DESC) "
+                   "WHERE status = 'TO_REVIEW'")
+        db.execute("VACUUM ANALYZE bench_insert_before, bench_insert_after")
+    times: dict[str, list[float]] = {"before": [], "after": []}
     number = 200_000
     for block in range(blocks):
-        for name in ("plain", "trigram") if block % 2 == 0 else ("trigram", "plain"):
+        for name in ("before", "after") if block % 2 == 0 else ("after", "before"):
             began = time.perf_counter()
             for _ in range(per_block):
                 number += 1
                 with transaction.atomic(), connection.cursor() as db:
-                    db.execute(f"INSERT INTO bench_insert_{name} VALUES (%s, %s, %s, NULL)",
+                    db.execute(f"INSERT INTO bench_insert_{name} VALUES (%s, %s, %s, 'TO_REVIEW', NULL)",
                                [str(uuid.uuid4()), str(uuid.UUID(int=1)), f"cam{number % 7}_2026120{number % 9}_"
                                                                           f"{number:07d}.jpg"])
             times[name].append((time.perf_counter() - began) / per_block * 1000)
     with connection.cursor() as db:
-        db.execute("DROP TABLE bench_insert_plain, bench_insert_trigram")
-    plain, trigram = statistics.median(times["plain"]), statistics.median(times["trigram"])
-    print(f"  one INSERT's transaction: {plain:.3f} ms without the index, {trigram:.3f} ms with it (medians of the "
-          f"blocks): the index adds {trigram - plain:.3f} ms a frame, against ~14.5 ms of CPU a monitored frame costs "
-          f"(web 12, PostgreSQL 2.5; docs/deployment.md)")
+        db.execute("DROP TABLE bench_insert_before, bench_insert_after")
+    before, after = statistics.median(times["before"]), statistics.median(times["after"])
+    print(f"  one INSERT's transaction: {before:.3f} ms without them, {after:.3f} ms with them (medians of the "
+          f"blocks): they add {after - before:.3f} ms a frame, against ~14.5 ms of CPU a monitored frame costs "
+          f"(web 12, PostgreSQL 2.5; docs/deployment.md), {100 * (after - before) / 14.5:.2f} %")
 
 
 def load() -> str:
@@ -702,8 +709,9 @@ def main() -> None:
                         help=f"share of the frames scored above {REVIEWED_ABOVE} already reviewed (how far the "
                              f"labelers got down the queue)")
     parser.add_argument("--no-plans", action="store_true", help="skip the EXPLAIN (ANALYZE, BUFFERS) output")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="gc.freeze() before timing, as a web server could after start-up")
+    parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                        help="leave out the gc.freeze() before timing, which the web servers do after start-up "
+                             "(scripts/gunicorn.conf.py)")
     parser.add_argument("--try-sql", action="append", default=[], metavar="SQL",
                         help="after the measurements, run this SQL (say a CREATE INDEX), ANALYZE, and measure "
                              "everything again; repeatable")
@@ -780,7 +788,8 @@ def main() -> None:
         if arguments.gc_freeze:
             gc.collect()
             gc.freeze()
-            print("gc.freeze(): the objects alive now (Django, the fill's leftovers) are left out of collections")
+            print("gc.freeze(), as gunicorn's workers do: the objects alive now (Django, the fill's leftovers) are "
+                  "left out of collections")
         results = measure_all(deployment, todo, arguments)
         print_table(results, f"SUMMARY ({counts['dashboard_predictedasset']:,} assets; {load()}; aim: p95 < "
                              f"{AIM_MS:.0f} ms, page {arguments.deep_page} no slower than page 1)")
@@ -797,7 +806,7 @@ def main() -> None:
         if not arguments.no_plans:
             print_plans(deployment, todo, "PLANS")
         prefetch_costs(deployment, arguments)
-        trigram_insert_cost()
+        queue_indexes_insert_cost()
         tail_rewrite(deployment, todo, arguments, show_plans=not arguments.no_plans)
 
         if arguments.try_sql:

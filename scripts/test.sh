@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole suite: the import contracts (.importlinter), every test on SQLite, then tests/integration again
-# on a throwaway PostgreSQL. Extra arguments go to both pytest runs (e.g. scripts/test.sh -x -k smoke).
+# (and the queue's orders, tests/unit/reviews/test_queue.py) on a throwaway PostgreSQL. Extra arguments go to both
+# pytest runs (e.g. scripts/test.sh -x -k smoke).
 # Fails if any of the three fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."

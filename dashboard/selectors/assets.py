@@ -3,7 +3,9 @@
 Every sort is (column, then id) in one direction, with the rows that have no value (say, not yet scored)
 after all the others. A page is read as two index range scans at most: the rows with a value from the
 cursor on, then, once those run out, the rows without one. OFFSET is never used by the queue, so page 500
-costs what page 1 costs.
+costs what page 1 costs. The first page of the default sort is one statement: both databases have an index in
+that order, NULLs last (on PostgreSQL, migration 0007's); a filter only a GIN index answers (a filename word)
+is then read once, not once for each part.
 """
 import base64
 import datetime as dt
@@ -11,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from dashboard.errors import FieldError, NotFound, ValidationFailed
 from dashboard.models import Deployment, PredictedAsset
@@ -23,10 +25,13 @@ class Sort:
     column: str
     descending: bool
     label: str
+    # An index of both databases lists the rows in this sort's order with NULLs last, so that a first page needs
+    # no second statement for the rows without a value.
+    one_statement: bool = False
 
 
 SORTS = {
-    "-outlier_score": Sort("outlier_score", True, "Most unusual first"),
+    "-outlier_score": Sort("outlier_score", True, "Most unusual first", one_statement=True),
     "-timestamp": Sort("timestamp", True, "Newest first"),
     "timestamp": Sort("timestamp", False, "Oldest first"),
     "max_score": Sort("max_score", False, "Least confident first"),
@@ -83,21 +88,22 @@ def predicted_assets_page(
     # The page's assets share the caller's deployment object rather than each reading a copy of its row.
     queryset = predicted_assets_matching(deployment=deployment, query=query, user=user).select_related(None)
     queryset = queryset.select_related("data")
-    direction = "-" if sort.descending else ""
     value, after_id, in_tail = _cursor_decode(cursor, sort) if cursor else (None, None, False)
 
+    order_by = _order(sort)
     items: list[PredictedAsset] = []
-    if not in_tail:
-        valued = queryset.filter(**{f"{sort.column}__isnull": False}).order_by(
-            f"{direction}{sort.column}", f"{direction}id"
-        )
+    one_statement = sort.one_statement and cursor is None
+    if one_statement:
+        items = _slice(queryset.order_by(*order_by), offset, limit + 1)
+    elif not in_tail:
+        valued = queryset.filter(**{f"{sort.column}__isnull": False}).order_by(*order_by)
         if after_id is not None:
             valued = valued.filter(_after_value(sort, value, after_id))
         items = _slice(valued, offset, limit + 1)
         offset = max(0, offset - (valued.count() if offset else 0))
-    if len(items) <= limit and sort.column in NULLABLE:
+    if len(items) <= limit and sort.column in NULLABLE and not one_statement:
         # Ordered by (column, id) though the column is NULL throughout: the same order, read off the sort's index.
-        tail = queryset.filter(**{f"{sort.column}__isnull": True}).order_by(f"{direction}{sort.column}", f"{direction}id")
+        tail = queryset.filter(**{f"{sort.column}__isnull": True}).order_by(*order_by)
         if in_tail:
             tail = tail.filter(id__lt=after_id) if sort.descending else tail.filter(id__gt=after_id)
         items += _slice(tail, offset, limit + 1 - len(items))
@@ -114,6 +120,16 @@ def count_upto(queryset: QuerySet, cap: int | None = None) -> int:
     PostgreSQL)."""
     cap = COUNT_CAP if cap is None else cap
     return queryset.order_by()[: cap + 1].count()
+
+
+def _order(sort: Sort) -> tuple:
+    """ORDER BY of the sort's statements. A one-statement sort names its NULLs last in each of them (where the
+    column is not NULL it changes nothing), so that every one reads the same index order."""
+    direction = "-" if sort.descending else ""
+    if sort.one_statement:
+        column = F(sort.column).desc(nulls_last=True) if sort.descending else F(sort.column).asc(nulls_last=True)
+        return column, f"{direction}id"
+    return f"{direction}{sort.column}", f"{direction}id"
 
 
 def _slice(queryset: QuerySet, offset: int, count: int) -> list:
