@@ -5,10 +5,11 @@ told the thing does not exist (NotFound, so ids do not leak what other teams hav
 is told which role it needs (Forbidden). Pages turn these into 404 and 403 pages (dashboard.middleware).
 """
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Aggregate, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import JSONArray
 
 from dashboard.errors import Forbidden, NotFound
-from dashboard.models import Deployment, Membership, Organization, Role
+from dashboard.models import Deployment, Label, Membership, Organization, Role
 
 
 def role_require(*, held: str, role: str) -> None:
@@ -54,17 +55,36 @@ def deployment_for_member(*, user: AbstractBaseUser, deployment_id, role: str = 
     return deployment, membership
 
 
+class _JsonRows(Aggregate):
+    """A group's values as one JSON array: json_group_array on SQLite, jsonb_agg on PostgreSQL."""
+
+    function = "JSON_GROUP_ARRAY"
+    output_field = JSONField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, function="JSONB_AGG", **extra_context)
+
+
 def deployment_for_monitoring(*, user_id, deployment_id, role: str, related: tuple[str, ...] = ()) -> Deployment:
-    """`deployment_for_member` for the hot ingest path: by user id, the member's role read in the same query (and
-    the `related` rows too, e.g. the versions serving needs)."""
+    """`deployment_for_member` for the hot ingest and serving paths: by user id, in one query with the member's role,
+    the deployment's label map (which every frame's classes are checked against) and the `related` rows (e.g. the
+    versions serving needs)."""
+    # No ORDER BY anywhere (one row at most each): compiling the models' default orderings cost more than the SQL.
     member_role = Membership.objects.filter(
         organization_id=OuterRef("organization_id"), user_id=user_id, user__is_active=True
-    ).values("role")[:1]
-    deployment = (Deployment.objects.select_related(*related).annotate(member_role=Subquery(member_role))
-                  .filter(pk=deployment_id).first())
+    ).order_by().values("role")[:1]
+    label_rows = (Label.objects.filter(deployment_id=OuterRef("pk")).order_by().values("deployment_id")
+                  .annotate(rows=_JsonRows(JSONArray("class_id", "name", "retired_at"))).values("rows"))
+    found = (Deployment.objects.select_related(*related)
+             .annotate(member_role=Subquery(member_role), label_rows=Subquery(label_rows))
+             .filter(pk=deployment_id).order_by()[:1])
+    deployment = next(iter(found), None)
     if deployment is None or deployment.member_role is None:
         raise NotFound(f"deployment {deployment_id} not found")
     role_require(held=deployment.member_role, role=role)
+    # What Deployment._label_rows would read in a query of its own (a cached_property keeps its value here).
+    deployment.__dict__["_label_rows"] = [(class_id, name, retired_at is not None)
+                                          for class_id, name, retired_at in deployment.label_rows or []]
     return deployment
 
 

@@ -13,10 +13,11 @@ def test_a_new_frame_costs_the_checks_and_one_insert_per_table(deployments, api_
     with CaptureQueriesContext(connection) as queries:
         assert monitor_post(deployment, monitor_payload(DET, tags=["night"]), jwt).status_code == 201
     statements = [query["sql"][:90] for query in queries]
-    # The JWT's token (still valid), the deployment with the member's role, its label map; then (inside the
-    # test's own transaction, a savepoint) one INSERT each for the data, the asset, its predictions, its terms.
+    # The JWT's token (still valid); the deployment with the member's role and its label map, in one; then (inside
+    # the test's own transaction, a savepoint) one INSERT each for the data, the asset, its predictions, its terms.
     assert [s.split()[0] for s in statements] == [
-        "SELECT", "SELECT", "SELECT", "SAVEPOINT", "INSERT", "INSERT", "INSERT", "INSERT", "RELEASE"], statements
+        "SELECT", "SELECT", "SAVEPOINT", "INSERT", "INSERT", "INSERT", "INSERT", "RELEASE"], statements
+    assert '"dashboard_label"' in queries[1]["sql"] and "dashboard_label" not in queries[0]["sql"]
     inserts = [query["sql"].split()[2] for query in queries if query["sql"].startswith("INSERT")]
     assert inserts == ['"dashboard_data"', '"dashboard_predictedasset"', '"dashboard_prediction"',
                        '"dashboard_assetterm"']

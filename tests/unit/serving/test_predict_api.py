@@ -324,10 +324,10 @@ def test_a_warm_worker_predicts_on_sent_bytes_without_reading_the_database(regis
         runs.model_version_predict(model_version_id=str(version.id), image=image, version_key=[key[0], "2000-01-01"])
 
 
-def test_a_prediction_reads_the_deployment_its_versions_and_labels_in_three_queries(served, predict, jwt,
-                                                                                   django_assert_max_num_queries):
+def test_a_prediction_reads_the_deployment_its_versions_and_labels_in_two_queries(served, predict, jwt,
+                                                                                 django_assert_max_num_queries):
     token = jwt(served)
     predict(served, token=token, monitor="false")  # the runtime opened: what follows is a warm prediction
-    with django_assert_max_num_queries(3):  # the token, the deployment with its versions, the label map
+    with django_assert_max_num_queries(2):  # the token; the deployment with its versions and its label map
         response = predict(served, token=token, monitor="false")
     assert response.status_code == 200 and response.json()["detection_boxes"][0] == BOX_SEEN
