@@ -4,7 +4,7 @@ Run it through `make bench-ingest`, which gives it a throwaway PostgreSQL (scrip
 It starts its own redis-server, gunicorn and (for the later phases) one Celery worker process on loopback, and
 sends 640x480 JPEG detections from client threads on the same machine:
 
-1. web alone: 1 and 4 clients for `--seconds` each, no worker (the frames' tasks wait in Redis);
+1. web alone: 1 and 4 clients for `--seconds` each, no worker (the frames wait, their drain's message in Redis);
 2. worker alone: a worker is started and drains that backlog with the web side idle (frames processed per second);
 3. with the worker: 4 clients for `--sustain-seconds` while the worker runs, the backlog read every second. It
    prints the rate accepted, the rate processed (frames fully done: thumbnail, score, stats, `processed_at`) and

@@ -217,6 +217,8 @@ LOUPE_WORK_GRACE_SECONDS = float(os.environ.get("LOUPE_WORK_GRACE_SECONDS", 30))
 LOUPE_WORK_BATCH = int(os.environ.get("LOUPE_WORK_BATCH", 200))
 # Frames a worker's task processes together (its own and the oldest others waiting), sharing their statements.
 LOUPE_FRAME_BATCH = int(os.environ.get("LOUPE_FRAME_BATCH", 32))
+# Drains of one deployment's waiting frames at work at once (one asked for by ingest, helpers while it falls behind).
+LOUPE_FRAME_DRAINS = int(os.environ.get("LOUPE_FRAME_DRAINS", 4))
 # Celery's Django fixup closes every database connection around each task unless this is set (it then closes them
 # every this many tasks); dashboard/celery.py closes them instead as Django does around a request, so a worker
 # keeps its connection for CONN_MAX_AGE and checks it before reuse (CONN_HEALTH_CHECKS).

@@ -13,12 +13,21 @@ from monitoring.services import frames, outliers, quality, stats, training_data
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def predicted_asset_process(asset_id: str, thumbnail: bool = True) -> None:
-    """The worker's share of one monitored frame, the one task ingest enqueues (see frames.predicted_asset_process)."""
+    """The worker's share of one monitored frame and of others waiting with it, the message the sweep sends for a
+    frame (see frames.predicted_asset_process)."""
     # A frame processed already (a second send by the sweep, or done in process by the demo's seeding) is left.
     asset = PredictedAsset.objects.select_related("deployment", "data").filter(
         pk=asset_id, processed_at__isnull=True).first()
     if asset is not None:
         frames.predicted_asset_process(asset=asset, thumbnail=thumbnail)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError, InterfaceError, OperationalError), retry_backoff=True,
+             max_retries=8)
+def frames_drain(deployment_id: str, slot: int = 0) -> int:
+    """The work of every frame of the deployment waiting for it (see frames.frames_drain), the task ingest asks
+    for; tried again when the database goes away meanwhile."""
+    return frames.frames_drain(deployment_id=deployment_id, slot=slot)
 
 
 @shared_task(expires=25)

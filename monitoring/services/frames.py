@@ -1,5 +1,6 @@
 """The per-frame work a worker does for each monitored frame once it is stored: its thumbnail, then its score."""
 import datetime as dt
+import functools
 import io
 import logging
 from collections.abc import Callable
@@ -12,8 +13,8 @@ from django.utils import timezone
 
 from PIL import Image
 
-from dashboard.models import Data, PredictedAsset, Prediction
-from dashboard.services.background import task_send
+from dashboard.models import Data, Deployment, PredictedAsset, Prediction
+from dashboard.services.background import send_key_hold, send_key_release, task_send, task_send_once
 from dashboard.services.datalake import data_open, data_thumbnail_make, thumbnail_webp, thumbnail_write
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
 
@@ -22,45 +23,111 @@ logger = logging.getLogger(__name__)
 
 def predicted_asset_process(*, asset: PredictedAsset, thumbnail: bool = True, batch: int | None = None) -> list:
     """The per-frame work of `asset` and of up to `batch` - 1 other frames of its deployment still waiting
-    (oldest first), in one transaction: each frame's thumbnail (when its data has none; for `asset`, only when
-    `thumbnail`), its features and outlier score from one read of the image, its stats rollups marked stale.
-    Returns the ids of the frames it processed.
-
-    The frames are claimed with row locks that other workers skip (SKIP LOCKED): each frame is processed by
-    one of them, and a worker killed mid-batch commits nothing, so its frames are still waiting for the next
-    task or the sweep. A frame that fails keeps what could be done (its score without a thumbnail, say), is not
-    marked processed, and counts as one send of the sweep's; a failure of `asset` itself is raised after the
-    commit, for the task's retries. Frames the task's message did not name had their own message sent: it
-    finds the work done. `batch` defaults to settings.LOUPE_FRAME_BATCH.
-    """
+    (oldest first), in one transaction (see _frames_commit); for `asset`, a thumbnail only when `thumbnail`.
+    Returns the ids of the frames it processed; a failure of `asset` itself is raised after the commit, for the
+    task's retries. The sweep's message for one frame; `batch` defaults to settings.LOUPE_FRAME_BATCH."""
     batch = batch or settings.LOUPE_FRAME_BATCH
-    claim = PredictedAsset.objects.select_for_update(skip_locked=True, no_key=True, of=("self",)).filter(
-        processed_at__isnull=True)
-    failures: dict = {}
     with transaction.atomic():
         # Read again under the lock: a prediction that replaced the one the message named is the work to do now.
-        asset = claim.select_related("deployment", "data").filter(pk=asset.pk).first()
+        asset = _claim().select_related("deployment", "data").filter(pk=asset.pk).first()
         if asset is None:
             return []  # done meanwhile, or another worker holds it now
-        others = []
-        if batch > 1:
-            others = list(claim.select_related("data").filter(
-                deployment_id=asset.deployment_id, process_sends__lt=MAX_PROCESS_SENDS)
-                .exclude(pk=asset.pk).order_by("created_at")[:batch - 1])
+        others = _waiting(asset.deployment_id, limit=batch - 1, exclude=[asset.pk]) if batch > 1 else []
         assets = [asset, *others]
         for other in others:
             other.deployment = asset.deployment  # one label map and reference for the batch
-        failures = frames_work(assets=assets, thumbnails={a.pk for a in assets if a is not asset or thumbnail})
-        done = [a.pk for a in assets if a.pk not in failures]
-        now = timezone.now()
-        PredictedAsset.objects.filter(pk__in=done).update(processed_at=now)
-        if failures:
-            PredictedAsset.objects.filter(pk__in=list(failures)).exclude(pk=asset.pk).update(
-                process_sends=F("process_sends") + 1, process_sent_at=now)
-    logger.info("frames processed: %s", " ".join(str(pk) for pk in done))
+        done, failures = _frames_commit(assets=assets, thumbnails={a.pk for a in assets if a is not asset or thumbnail},
+                                        retried=asset.pk)
     if asset.pk in failures:
         raise failures[asset.pk]
     return done
+
+
+def frames_drain_request(*, deployment_id) -> None:
+    """Once the current transaction commits, ask a worker to drain the deployment's waiting frames: one message at
+    a time per deployment, however many frames arrive while it waits or works (frames_drain looks again after it
+    lets the next request send)."""
+    transaction.on_commit(functools.partial(_drain_send, deployment_id, 0))
+
+
+def _drain_send(deployment_id, slot: int) -> None:
+    from monitoring import tasks
+
+    task_send_once(task=tasks.frames_drain, args=[str(deployment_id)], kwargs={"slot": slot} if slot else None,
+                   key=_drain_key(deployment_id, slot), ttl=DRAIN_KEY_SECONDS)
+
+
+def _drain_key(deployment_id, slot: int) -> str:
+    return f"loupe:frames-drain:{deployment_id}:{slot}"
+
+
+# How long a drain's request keeps later requests from sending without the drain renewing it: a worker killed
+# mid-drain delays the next frames' message by at most this long (its own message comes back later).
+DRAIN_KEY_SECONDS = 10.0
+
+
+def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> int:
+    """The per-frame work of the deployment's waiting frames, `batch` at a time, oldest first, until none is left;
+    how many frames it processed. Each batch is claimed and committed as in predicted_asset_process; a frame that
+    fails is counted as a send and left to the next drain or the sweep.
+
+    Slot 0 is the drain that ingest's requests send; while its batches come full it asks for a helper in the next
+    slot (up to settings.LOUPE_FRAME_DRAINS at once), so several workers share a busy deployment. Before its last
+    look a drain releases its request: a frame committed while the request was taken (no message sent for it)
+    is then seen by that look, or by the drain a new request sends."""
+    batch = batch or settings.LOUPE_FRAME_BATCH
+    key = _drain_key(deployment_id, slot)
+    processed, failed, released = 0, set(), False
+    while True:
+        with transaction.atomic():
+            assets = _waiting(deployment_id, limit=batch, exclude=failed)
+            if assets:
+                deployment = Deployment.objects.get(pk=deployment_id)  # again each batch: a new reference shows
+                for asset in assets:
+                    asset.deployment = deployment
+                done, failures = _frames_commit(assets=assets, thumbnails={a.pk for a in assets})
+        if not assets:
+            if released:
+                return processed
+            send_key_release(key=key)
+            released = True
+            continue
+        processed += len(done)
+        failed.update(failures)
+        if not released:
+            send_key_hold(key=key, ttl=DRAIN_KEY_SECONDS)
+            if len(assets) == batch and slot + 1 < settings.LOUPE_FRAME_DRAINS:
+                _drain_send(deployment_id, slot + 1)
+
+
+def _claim():
+    """Frames waiting for their work, locked for this transaction; rows another worker holds are skipped (SKIP
+    LOCKED), so each frame is processed by one worker, and a worker killed mid-batch commits nothing: its frames
+    are still waiting for the next message or the sweep."""
+    return PredictedAsset.objects.select_for_update(skip_locked=True, no_key=True, of=("self",)).filter(
+        processed_at__isnull=True)
+
+
+def _waiting(deployment_id, *, limit: int, exclude) -> list[PredictedAsset]:
+    """Up to `limit` of the deployment's waiting frames (with their data), oldest first, claimed; not those sent
+    too often already, nor those of `exclude`."""
+    return list(_claim().select_related("data").filter(deployment_id=deployment_id, process_sends__lt=MAX_PROCESS_SENDS)
+                .exclude(pk__in=list(exclude)).order_by("created_at")[:limit])
+
+
+def _frames_commit(*, assets: list[PredictedAsset], thumbnails: set, retried=None) -> tuple[list, dict]:
+    """frames_work on claimed frames of one deployment, inside the caller's transaction: the frames done are
+    marked processed; each other one keeps what could be done (its score without a thumbnail, say) and counts as
+    one send of the sweep's, except `retried` (its task retries it). Returns (ids done, id -> exception)."""
+    failures = frames_work(assets=assets, thumbnails=thumbnails)
+    done = [a.pk for a in assets if a.pk not in failures]
+    now = timezone.now()
+    PredictedAsset.objects.filter(pk__in=done).update(processed_at=now)
+    if failures:
+        PredictedAsset.objects.filter(pk__in=list(failures)).exclude(pk=retried).update(
+            process_sends=F("process_sends") + 1, process_sent_at=now)
+    transaction.on_commit(functools.partial(logger.info, "frames processed: %s", " ".join(str(pk) for pk in done)))
+    return done, failures
 
 
 def frames_work(*, assets: list[PredictedAsset], thumbnails: set) -> dict:

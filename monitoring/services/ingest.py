@@ -15,12 +15,11 @@ from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields, is_finite_number
 from dashboard.shapes import parse_raw_predictions
 from dashboard.models import AssetStatus, AssetTerm, Data, Deployment, PredictedAsset, Prediction
-from dashboard.services.background import task_send_on_commit
 from dashboard.services.datalake import data_get_or_create, data_tags_add, image_store
 from dashboard.services.images import CONTENT_TYPE_ALIASES, ImageFacts, image_inspect
 from monitoring.models import AssetFeatures
+from monitoring.services.frames import frames_drain_request
 from monitoring.services.stats import stats_mark_stale, stats_refresh_soon
-from monitoring.tasks import predicted_asset_process
 
 MAX_TAGS = 50
 MAX_TEXT = 255
@@ -119,12 +118,12 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
     try:
         with transaction.atomic():
             if known is None:
-                data, created = data_get_or_create(
+                data, _ = data_get_or_create(
                     organization_id=deployment.organization_id, stored=stored, facts=facts,
                     filename=filename, source=source, tags=tags, metadata=metadata,
                 )
             else:
-                data, created = data_tags_add(data=known, tags=tags), False
+                data = data_tags_add(data=known, tags=tags)
             frame = dict(
                 timestamp=timestamp or timezone.now(), filename=filename, source=source, latency=latency,
                 width=width, height=height, idempotency_key=idempotency_key or None, **shape_summary(champion_shapes),
@@ -142,9 +141,10 @@ def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str |
                 AssetTerm(deployment_id=deployment.id, asset=asset, term=term)
                 for term in asset_terms(shapes=champion_shapes, tags=tags)
             )
-            # One task per frame (thumbnail of new data, outlier score): one message, one read of the image. The
-            # frame is committed whatever the broker does; its processed_at, still empty, lets the sweep find it.
-            task_send_on_commit(task=predicted_asset_process, args=[str(asset.id)], kwargs={"thumbnail": created})
+            # Its work (thumbnail of new data, outlier score) is a drain's of the deployment's waiting frames, asked
+            # for once however many frames arrive. The frame is committed whatever the broker does; its
+            # processed_at, still empty, lets the sweep find it.
+            frames_drain_request(deployment_id=deployment.pk)
     except IntegrityError:
         # The unique constraints on (deployment, Idempotency-Key) and (deployment, data, timestamp) catch
         # repeats, racing copies included, without a look-up on the path of every new frame.

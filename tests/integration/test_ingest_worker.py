@@ -89,7 +89,7 @@ def test_a_worker_killed_mid_batch_loses_no_frame_and_no_frame_is_processed_twic
 ):
     from monitoring.services.frames import predicted_assets_catch_up
 
-    assets = _ingest(deployments, monitor_payload, jpeg_bytes, 30)  # their tasks wait in Redis
+    assets = _ingest(deployments, monitor_payload, jpeg_bytes, 30)  # their one drain waits in Redis
     # The fifth frame's image becomes a pipe nobody writes to: the first batch (the 8 oldest frames) stops there,
     # its first four frames computed, nothing committed.
     blocked = Path(default_storage.path(assets[4].data.image.name))
@@ -110,8 +110,8 @@ def test_a_worker_killed_mid_batch_loses_no_frame_and_no_frame_is_processed_twic
     blocked.unlink()
     blocked.write_bytes(content)
 
-    # Its reserved messages wait in Redis for their visibility timeout: the other frames' messages and the sweep
-    # (sent here as the beat does) bring every frame to the next worker.
+    # Its drain's message waits in Redis for its visibility timeout, and its request's key for a few seconds: the
+    # sweep (sent here as the beat does) brings every frame to the next worker.
     second, second_log = worker_process("second", LOUPE_FRAME_BATCH=8)
     predicted_assets_catch_up(older_than=dt.timedelta(0), limit=100)
     wait_until(lambda: not PredictedAsset.objects.filter(processed_at__isnull=True).exists(), timeout=120,

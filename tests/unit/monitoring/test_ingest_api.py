@@ -484,18 +484,18 @@ def test_the_same_image_in_two_deployments_shares_one_data_row(send, monitor_pay
 @pytest.fixture
 def sent_tasks(monkeypatch):
     """The ingest task's sends, recorded instead of reaching a broker: a list of (task name, args, kwargs)."""
-    from monitoring.tasks import predicted_asset_process
+    from monitoring.tasks import frames_drain
 
     sent = []
     monkeypatch.setattr(
-        predicted_asset_process, "apply_async",
-        lambda args=None, kwargs=None, **options: sent.append((predicted_asset_process.name, tuple(args or ()), kwargs or {})),
+        frames_drain, "apply_async",
+        lambda args=None, kwargs=None, **options: sent.append((frames_drain.name, tuple(args or ()), kwargs or {})),
     )
     return sent
 
 
-def test_a_new_image_enqueues_one_task_for_thumbnail_and_outlier_score_on_commit(
-    send, monitor_payload, django_capture_on_commit_callbacks, sent_tasks
+def test_a_new_frame_asks_for_its_deployments_drain_on_commit(
+    send, monitor_payload, deployments, django_capture_on_commit_callbacks, sent_tasks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = send(DET, monitor_payload(DET))
@@ -504,20 +504,17 @@ def test_a_new_image_enqueues_one_task_for_thumbnail_and_outlier_score_on_commit
     assert sent_tasks == []  # nothing is sent before the transaction commits
     for callback in callbacks:
         callback()
-    assert sent_tasks == [
-        ("monitoring.tasks.predicted_asset_process", (response.json()["predicted_asset_id"],), {"thumbnail": True}),
-    ]
+    assert sent_tasks == [("monitoring.tasks.frames_drain", (str(deployments[DET].pk),), {})]
 
 
-def test_a_known_image_enqueues_no_thumbnail(send, monitor_payload, jpeg_bytes, django_capture_on_commit_callbacks, sent_tasks):
+def test_without_redis_every_frame_sends_its_drain(send, monitor_payload, jpeg_bytes, deployments,
+                                                   django_capture_on_commit_callbacks, sent_tasks):
+    # The unit tests' broker is the filesystem transport: no key to hold the message back, so one each.
     image = jpeg_bytes(64, 48, seed=14)
-    assert send(DET, monitor_payload(DET, image=image)).status_code == 201
     with django_capture_on_commit_callbacks(execute=True):
-        response = send(DET, monitor_payload(DET, image=image))
-    assert response.status_code == 201
-    assert sent_tasks[-1] == (
-        "monitoring.tasks.predicted_asset_process", (response.json()["predicted_asset_id"],), {"thumbnail": False},
-    )
+        assert send(DET, monitor_payload(DET, image=image)).status_code == 201
+        assert send(DET, monitor_payload(DET, image=image)).status_code == 201
+    assert sent_tasks == [("monitoring.tasks.frames_drain", (str(deployments[DET].pk),), {})] * 2
 
 
 def test_a_refused_request_enqueues_nothing(send, monitor_payload, django_capture_on_commit_callbacks):

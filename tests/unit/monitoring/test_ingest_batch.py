@@ -123,3 +123,65 @@ def test_the_task_of_a_frame_an_earlier_batch_did_does_nothing_in_one_statement(
     assert len(queries.captured_queries) == 1
     assert dict(PredictedAsset.objects.filter(pk__in=[a.pk for a in assets])
                 .values_list("pk", "processed_at")) == processed_at
+
+
+# ---------------------------------------------------------------- the drain ingest asks for
+
+
+def test_a_drain_does_every_waiting_frame_in_batches_as_one_frame_at_a_time_does(reference, frames, settings,
+                                                                                deployments):
+    from monitoring.services.frames import frames_drain
+
+    assets = frames(10)
+    settings.LOUPE_FRAME_BATCH = 4
+    with CaptureQueriesContext(connection) as queries:
+        assert frames_drain(deployment_id=deployments[DET].pk) == 10
+    assert not PredictedAsset.objects.filter(processed_at__isnull=True).exists()
+    # Three batches (4, 4, 2), then two looks that find nothing (before and after the request is let go).
+    claims = [q["sql"] for q in queries.captured_queries if '."processed_at" IS NULL' in q["sql"]
+              and q["sql"].startswith("SELECT") and "ORDER BY" in q["sql"]]
+    assert len(claims) == 5, claims
+    drained, drained_scores = _features(assets), _scores(assets)
+
+    _forget(assets)
+    settings.LOUPE_FRAME_BATCH = 1
+    for asset in assets:
+        predicted_asset_process(str(asset.pk))
+    alone, alone_scores = _features(assets), _scores(assets)
+    for asset in assets:
+        np.testing.assert_array_equal(drained[asset.pk], alone[asset.pk])
+        assert drained_scores[asset.pk] == alone_scores[asset.pk] is not None
+    assert not Data.objects.filter(pk__in=[a.data_id for a in assets], thumbnail="").exists()
+
+
+def test_a_drain_leaves_a_failing_frame_after_one_try_and_ends(reference, frames, settings, deployments):
+    from monitoring.services.frames import frames_drain
+
+    assets = frames(5)
+    broken = assets[1]
+    default_storage.delete(Data.objects.get(pk=broken.data_id).image.name)
+    settings.LOUPE_FRAME_BATCH = 2
+    assert frames_drain(deployment_id=deployments[DET].pk) == 4
+    waiting = PredictedAsset.objects.filter(processed_at__isnull=True)
+    assert list(waiting.values_list("pk", "process_sends")) == [(broken.pk, 1)]
+    # The next drain tries it once more: a frame no worker can read is left after MAX_PROCESS_SENDS tries.
+    assert frames_drain(deployment_id=deployments[DET].pk) == 0
+    assert waiting.get().process_sends == 2
+
+
+@pytest.mark.parametrize("drains, helpers", [(1, []), (2, [1]), (3, [1])])
+def test_a_drain_whose_batches_come_full_asks_for_a_helper_up_to_the_limit(reference, frames, settings, deployments,
+                                                                           monkeypatch, drains, helpers):
+    from monitoring.services.frames import frames_drain
+    from monitoring.tasks import frames_drain as task
+
+    sent = []
+    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: sent.append(kwargs or {}))
+    frames(6)
+    settings.LOUPE_FRAME_BATCH = 2
+    settings.LOUPE_FRAME_DRAINS = drains
+    frames_drain(deployment_id=deployments[DET].pk)
+    # Without Redis (these tests' broker) no key holds a request back: slot 0 asks for slot 1 at each full batch,
+    # and only slot 1's own full batches would ask for slot 2.
+    assert {kwargs.get("slot") for kwargs in sent} == set(helpers)
+    assert len(sent) == (3 if helpers else 0)
