@@ -16,9 +16,9 @@ echo "=== pytest tests/ on SQLite (but the tests of PostgreSQL itself and of its
 "$PY" -m pytest tests -m "not pg_restart and not postgresql" "$@"
 sqlite_rc=$?
 
-echo "=== pytest tests/integration and the queue's orders on PostgreSQL"
+echo "=== pytest tests/integration, the queue's orders and the prepared queries on PostgreSQL"
 # make run's own embedded setup is SQLite whatever the database: it ran in the pass above.
-scripts/with_postgres.sh "$PY" -m pytest tests/integration tests/unit/reviews/test_queue.py -m "not embedded" "$@"
+scripts/with_postgres.sh "$PY" -m pytest tests/integration tests/unit/reviews/test_queue.py tests/unit/dashboard/test_prepared_query.py -m "not embedded" "$@"
 pg_rc=$?
 
 # On success pytest's own summary stays the last line; otherwise say which run failed.

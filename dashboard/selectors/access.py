@@ -10,6 +10,7 @@ from django.db.models.functions import JSONArray
 
 from dashboard.errors import Forbidden, NotFound
 from dashboard.models import Deployment, Label, Membership, Organization, Role
+from dashboard.selectors.prepared import PreparedQuery
 
 
 def role_require(*, held: str, role: str) -> None:
@@ -65,20 +66,30 @@ class _JsonRows(Aggregate):
         return super().as_sql(compiler, connection, function="JSONB_AGG", **extra_context)
 
 
+def _deployment_with_role(related: tuple[str, ...]) -> PreparedQuery:
+    def build(*, deployment_id, user_id) -> QuerySet[Deployment]:
+        # No ORDER BY anywhere (one row at most each).
+        member_role = Membership.objects.filter(
+            organization_id=OuterRef("organization_id"), user_id=user_id, user__is_active=True
+        ).order_by().values("role")[:1]
+        label_rows = (Label.objects.filter(deployment_id=OuterRef("pk")).order_by().values("deployment_id")
+                      .annotate(rows=_JsonRows(JSONArray("class_id", "name", "retired_at"))).values("rows"))
+        return (Deployment.objects.select_related(*related)
+                .annotate(member_role=Subquery(member_role), label_rows=Subquery(label_rows))
+                .filter(pk=deployment_id).order_by()[:1])
+
+    return PreparedQuery(build, deployment_id=Deployment._meta.pk, user_id=Membership._meta.get_field("user"))
+
+
+_DEPLOYMENT_WITH_ROLE: dict[tuple[str, ...], PreparedQuery] = {}
+
+
 def deployment_for_monitoring(*, user_id, deployment_id, role: str, related: tuple[str, ...] = ()) -> Deployment:
-    """`deployment_for_member` for the hot ingest and serving paths: by user id, in one query with the member's role,
-    the deployment's label map (which every frame's classes are checked against) and the `related` rows (e.g. the
-    versions serving needs)."""
-    # No ORDER BY anywhere (one row at most each): compiling the models' default orderings cost more than the SQL.
-    member_role = Membership.objects.filter(
-        organization_id=OuterRef("organization_id"), user_id=user_id, user__is_active=True
-    ).order_by().values("role")[:1]
-    label_rows = (Label.objects.filter(deployment_id=OuterRef("pk")).order_by().values("deployment_id")
-                  .annotate(rows=_JsonRows(JSONArray("class_id", "name", "retired_at"))).values("rows"))
-    found = (Deployment.objects.select_related(*related)
-             .annotate(member_role=Subquery(member_role), label_rows=Subquery(label_rows))
-             .filter(pk=deployment_id).order_by()[:1])
-    deployment = next(iter(found), None)
+    """`deployment_for_member` for the hot ingest and serving paths: by user id, in one prepared query (see
+    dashboard.selectors.prepared) with the member's role, the deployment's label map (which every frame's classes are
+    checked against) and the `related` rows (e.g. the versions serving needs)."""
+    query = _DEPLOYMENT_WITH_ROLE.get(related) or _DEPLOYMENT_WITH_ROLE.setdefault(related, _deployment_with_role(related))
+    deployment = query.first(deployment_id=deployment_id, user_id=user_id)
     if deployment is None or deployment.member_role is None:
         raise NotFound(f"deployment {deployment_id} not found")
     role_require(held=deployment.member_role, role=role)

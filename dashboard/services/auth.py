@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from dashboard.errors import Unauthorized
 from dashboard.models import ApiToken, Deployment
+from dashboard.selectors.prepared import PreparedQuery
 from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "loupe_"
@@ -94,9 +95,16 @@ def deployment_jwt_verify(*, token: str) -> dict:
         raise Unauthorized("the JWT was issued before tokens were named in it; log in again at /api/auth/login") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("the JWT is not valid") from None
-    live = ApiToken.objects.filter(pk=claims["tid"], user_id=claims["sub"], revoked_at__isnull=True,
-                                   user__is_active=True).values_list("last_used_at", flat=True)[:1]
-    if not live:
+    live = _LIVE_TOKEN.first(token_id=claims["tid"], user_id=claims["sub"])
+    if live is None:
         raise Unauthorized("the API token this JWT was issued from is revoked; log in with a live token")
-    _token_used(claims["tid"], live[0])
+    _token_used(claims["tid"], live.last_used_at)
     return claims
+
+
+# Prepared (see dashboard.selectors.prepared): it runs on every request of a camera or a serving client.
+_LIVE_TOKEN = PreparedQuery(
+    lambda *, token_id, user_id: ApiToken.objects.filter(pk=token_id, user_id=user_id, revoked_at__isnull=True,
+                                                         user__is_active=True).only("last_used_at").order_by()[:1],
+    token_id=ApiToken._meta.pk, user_id=ApiToken._meta.get_field("user"),
+)
