@@ -11,7 +11,7 @@ from dashboard.errors import ApiError, Conflict, FieldError, NotFound, Validatio
 from dashboard.models import Data, Deployment, ModelVersion, PredictedAsset
 from dashboard.selectors.predictions import asset_predictions
 from dashboard.services.background import task_send_on_commit
-from dashboard.services.images import image_inspect
+from dashboard.services.images import image_header
 from dashboard.shapes import parse_raw_predictions, shapes_scale, shapes_to_raw
 from monitoring.services.ingest import prediction_ingest, shadow_prediction_add
 from serving.runtimes import RUNTIME_KINDS
@@ -89,6 +89,8 @@ def _run_on_worker(*, deployment: Deployment, version: ModelVersion, shadow: boo
     if failed:
         raise ModelFailed(f"the serving worker failed running {version}: {type(outcome).__name__}: {outcome}",
                           [FieldError("model", "the worker failed")])
+    if "error" in outcome and outcome.get("field") == "media":
+        raise ValidationFailed.from_errors([FieldError("media", "is truncated or corrupt")])
     if "error" in outcome:
         raise ModelFailed(outcome["error"], [FieldError("model", outcome["error"])])
     return outcome
@@ -172,7 +174,8 @@ def deployment_predict(
     version = _servable(deployment, "champion")
     data = None
     if content is not None:
-        facts = image_inspect(content=content, field="media")
+        # Only the header here: the serving worker decodes the image whole, and that decode is its check.
+        facts = image_header(content=content, field="media")
         width, height = facts.width, facts.height
     else:
         data = Data.objects.filter(pk=data_id, organization_id=deployment.organization_id).first()
@@ -200,7 +203,7 @@ def deployment_predict(
         payload.update(filename=filename or f"upload.{facts.extension}", content_type=facts.content_type)
         payload.update({key: value for key, value in (("source", source), ("metadata", metadata_object)) if value})
         ingested = prediction_ingest(deployment=deployment, payload=payload, idempotency_key=idempotency_key,
-                                     content=content)
+                                     content=content, checked=facts)
     shadow = None
     if deployment.shadow_id is not None and deployment.shadow.runtime in RUNTIME_KINDS:
         queue = serving_queue(deployment=deployment, version=deployment.shadow, shadow=True)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from dashboard.errors import ApiError, Conflict, ValidationFailed
 from dashboard.models import AssetStatus, Data, ModelVersion, PredictedAsset, Prediction
+from dashboard.services.images import IMAGE_DECODE_ERRORS
 from dashboard.shapes import shapes_scale, shapes_to_raw
 from monitoring.services.ingest import shadow_prediction_add
 from serving.runtimes import RUNTIME_KINDS, Runtime, RuntimeFailed, runtime_cached, runtime_load
@@ -92,7 +93,11 @@ def model_version_predict(*, model_version_id: str, image: str | None = None, da
             return {"error": f"model version {model_version_id} no longer exists"}
     try:
         if image is not None:
-            decoded = image_decoded(base64.b64decode(image))
+            try:
+                decoded = image_decoded(base64.b64decode(image))
+            except IMAGE_DECODE_ERRORS:
+                # The web process checked only the image's header: this decode is the image's check.
+                return {"error": "the image is truncated or corrupt", "field": "media"}
         else:
             data = Data.objects.filter(pk=data_id).first()
             if data is None:

@@ -170,6 +170,20 @@ def test_bad_requests_name_the_field_and_store_nothing(served, predict, jpeg_byt
     assert not PredictedAsset.objects.exists() and datalake_files() == []
 
 
+@pytest.mark.parametrize("monitor", ["true", "false"])
+def test_a_prediction_decodes_its_image_once(served, predict, monkeypatch, monitor):
+    # The web process reads the header; the serving worker's decode (eager here, in this process) is the check, and
+    # the monitored frame is stored on it without decoding again.
+    from PIL import ImageFile
+
+    decodes = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load",
+                        lambda image: (image.tile and decodes.append(image.size)) or load(image))  # tile: not decoded yet
+    assert predict(served, monitor=monitor).status_code == 200
+    assert decodes == [(640, 480)]
+
+
 def test_roles_and_jwts_are_checked(served, predict, jwt, deployments):
     assert_error(predict(served, token=jwt(served, "labeler")), 403)
     assert_error(predict(served, token=jwt(deployments["CLASSIFICATION"])), 401)
