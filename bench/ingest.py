@@ -8,7 +8,9 @@ sends 640x480 JPEG detections from client threads on the same machine:
 2. worker alone: a worker is started and drains that backlog with the web side idle (frames processed per second);
 3. with the worker: 4 clients for `--sustain-seconds` while the worker runs, the backlog read every second. It
    prints the rate accepted, the rate processed (frames fully done: thumbnail, score, stats, `processed_at`) and
-   the backlog's slope: a flat backlog means ingest at that rate is sustained end to end.
+   the backlog's slope: a flat backlog means ingest at that rate is sustained end to end;
+3b. the same with the worker given the cores first (`--worker-nice`, -10; root only), as docs/deployment.md
+   advises when web and worker share a machine: the web side then takes what the worker leaves.
 
 `--profile DIR` samples the web processes (phase 1, 4 clients) and the worker (phase 2) with py-spy and prints
 where their CPU time goes. It measures; it never fails on a timing.
@@ -260,12 +262,57 @@ def profile_report(path: Path, frames: int, title: str) -> None:
         print(f"  {step:<28} {samples * seconds_per_sample / frames * 1000:6.2f} ms  {samples / total:6.1%}")
 
 
+HEADER = f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}"
+
+
+def worker_renice(pid: int, nice: int) -> bool:
+    """Give the worker (its main process and its pool) the nice value `nice`; False when not allowed."""
+    try:
+        for process in [pid, *children(pid)]:
+            os.setpriority(os.PRIO_PROCESS, process, nice)
+    except PermissionError:
+        return False
+    return True
+
+
+def sustain(url: str, token: str, deployment_id: str, counter, seconds: float, database_url: str, meter, web):
+    """Phase 3: 4 clients for `seconds` while the worker runs, the backlog read every second; then its drain."""
+    samples: list[tuple[float, int, int]] = []
+
+    def sample() -> None:
+        stored, waiting = frame_counts(database_url)
+        samples.append((time.monotonic(), stored, waiting))
+
+    sample()
+    meter.start()
+    result = run_load(url, token, deployment_id, 4, seconds, counter, sample=sample)
+    sample()
+    spent = meter.stop()
+    (t0, stored0, waiting0), (t1, stored1, waiting1) = samples[0], samples[-1]
+    processed = (stored1 - waiting1) - (stored0 - waiting0)
+    # The backlog's slope over the second half: the first seconds include the worker's warm-up.
+    half = samples[len(samples) // 2:]
+    slope = (half[-1][2] - half[0][2]) / max(half[-1][0] - half[0][0], 1e-9)
+    print(f"{HEADER}\n{4:>7} {result['requests']:>8} {result['failures']:>5} {result['per_second']:>8.1f} "
+          f"{result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {rss_mb(web.pid):>11.0f}")
+    print(f"processed during the load: {processed / (t1 - t0):.1f} frames/s; backlog {waiting0} -> {waiting1} "
+          f"(second half: {slope:+.1f} frames/s)")
+    print("end to end (accepted and processed, the backlog flat): "
+          f"{min(result['per_second'], processed / (t1 - t0)):.1f} frames/s")
+    print(cpu_line(spent, max(result["requests"], 1), t1 - t0) + " (per frame accepted)")
+    waited, elapsed, left = drain(database_url)
+    print(f"the backlog drained after the load: {waited - left} of {waited} frames in {elapsed:.1f} s")
+    return counter + result["sent"] + 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="load time of each web-alone run")
     parser.add_argument("--sustain-seconds", type=float, default=40.0, help="load time with the worker running")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 3)),
                         help="gunicorn worker processes")
+    parser.add_argument("--worker-nice", type=int, default=-10,
+                        help="the worker's nice value in phase 3b (0 skips it)")
     parser.add_argument("--profile", type=Path, help="a folder for py-spy's samples; prints the breakdown")
     arguments = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -291,13 +338,12 @@ def main() -> None:
         requests.get(f"{url}/login/")  # warm up every worker's imports
         print(f"gunicorn: {arguments.workers} sync workers; 1 Celery worker process (phases 2, 3); PostgreSQL; "
               f"Redis; {os.cpu_count()} cores; clients on the same machine")
-        header = f"{'threads':>7} {'requests':>8} {'fail':>5} {'pred/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'web RSS MB':>11}"
 
         worker_pids: list[int] = []
         postgres = postmaster_pid()
         meter = CpuMeter({"web": lambda: [web.pid], "PostgreSQL": lambda: [postgres] if postgres else [],
                           "Redis": lambda: [processes[0].pid], "worker": lambda: worker_pids})
-        print(f"\n1. web alone, {arguments.seconds:.0f} s per run\n{header}")
+        print(f"\n1. web alone, {arguments.seconds:.0f} s per run\n{HEADER}")
         counter = 0
         for threads in (1, 4):
             spy = profile_start(web.pid, arguments.profile / "web.txt") if arguments.profile and threads == 4 else None
@@ -328,32 +374,15 @@ def main() -> None:
               + (" (gave up)" if left else ""))
         print(cpu_line(spent, max(done, 1), elapsed))
 
-        print(f"\n3. with the worker: 4 clients for {arguments.sustain_seconds:.0f} s, the backlog read every second")
-        samples: list[tuple[float, int, int]] = []
-
-        def sample() -> None:
-            stored, waiting = frame_counts(database_url)
-            samples.append((time.monotonic(), stored, waiting))
-
-        sample()
-        meter.start()
-        result = run_load(url, token, deployment_id, 4, arguments.sustain_seconds, counter, sample=sample)
-        sample()
-        spent = meter.stop()
-        (t0, stored0, waiting0), (t1, stored1, waiting1) = samples[0], samples[-1]
-        processed = (stored1 - waiting1) - (stored0 - waiting0)
-        # The backlog's slope over the second half: the first seconds include the worker's warm-up.
-        half = samples[len(samples) // 2:]
-        slope = (half[-1][2] - half[0][2]) / max(half[-1][0] - half[0][0], 1e-9)
-        print(f"{header}\n{4:>7} {result['requests']:>8} {result['failures']:>5} {result['per_second']:>8.1f} "
-              f"{result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {rss_mb(web.pid):>11.0f}")
-        print(f"processed during the load: {processed / (t1 - t0):.1f} frames/s; backlog {waiting0} -> {waiting1} "
-              f"(second half: {slope:+.1f} frames/s)")
-        print("end to end (accepted and processed, the backlog flat): "
-              f"{min(result['per_second'], processed / (t1 - t0)):.1f} frames/s")
-        print(cpu_line(spent, max(result["requests"], 1), t1 - t0) + " (per frame accepted)")
-        waited, elapsed, left = drain(database_url)
-        print(f"the backlog drained after the load: {waited - left} of {waited} frames in {elapsed:.1f} s")
+        for nice in (0, arguments.worker_nice) if arguments.worker_nice else (0,):
+            if nice == 0:
+                print(f"\n3. with the worker: 4 clients for {arguments.sustain_seconds:.0f} s, the backlog read every second")
+            elif not worker_renice(worker.pid, nice):
+                print(f"\n3b. the worker at nice {nice}: not allowed here (root may lower a nice value): skipped")
+                continue
+            else:
+                print(f"\n3b. the same, the worker given the cores first (nice {nice}, as docs/deployment.md advises)")
+            counter = sustain(url, token, deployment_id, counter, arguments.sustain_seconds, database_url, meter, web)
         if arguments.profile:
             print()
             profile_report(arguments.profile / "web.txt", web_frames, "web, 4 clients")
