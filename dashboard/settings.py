@@ -222,6 +222,8 @@ LOUPE_WORK_BATCH = int(os.environ.get("LOUPE_WORK_BATCH", 200))
 LOUPE_FRAME_BATCH = int(os.environ.get("LOUPE_FRAME_BATCH", 32))
 # Drains of one deployment's waiting frames at work at once (one asked for by ingest, helpers while it falls behind).
 LOUPE_FRAME_DRAINS = int(os.environ.get("LOUPE_FRAME_DRAINS", 4))
+# Seconds a drain that keeps up waits before its next batch, so that batches gather frames (monitoring.services.frames).
+LOUPE_FRAME_GATHER = float(os.environ.get("LOUPE_FRAME_GATHER", 0.2))
 # Celery's Django fixup closes every database connection around each task unless this is set (it then closes them
 # every this many tasks); dashboard/celery.py closes them instead as Django does around a request, so a worker
 # keeps its connection for CONN_MAX_AGE and checks it before reuse (CONN_HEALTH_CHECKS).

@@ -3,6 +3,7 @@ import datetime as dt
 import functools
 import io
 import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -57,6 +58,12 @@ def _drain_send(deployment_id, slot: int) -> None:
                    key=_drain_key(deployment_id, slot), ttl=DRAIN_KEY_SECONDS)
 
 
+def _drain_next_turn(deployment_id, slot: int) -> bool:
+    from monitoring import tasks
+
+    return task_send(task=tasks.frames_drain, args=[str(deployment_id)], kwargs={"slot": slot} if slot else None)
+
+
 def _drain_key(deployment_id, slot: int) -> str:
     return f"loupe:frames-drain:{deployment_id}:{slot}"
 
@@ -64,11 +71,14 @@ def _drain_key(deployment_id, slot: int) -> str:
 # How long a drain's request keeps later requests from sending without the drain renewing it: a worker killed
 # mid-drain delays the next frames' message by at most this long (its own message comes back later).
 DRAIN_KEY_SECONDS = 10.0
+# How long a drain works before it sends its successor and ends, so that a steady stream of frames does not keep
+# a worker process from its other tasks.
+DRAIN_TURN_SECONDS = 5.0
 
 
 def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> int:
-    """The per-frame work of the deployment's waiting frames, `batch` at a time, oldest first, until none is left;
-    how many frames it processed. Each batch is claimed and committed as in predicted_asset_process; a frame that
+    """The per-frame work of the deployment's waiting frames, `batch` at a time, oldest first, until none is left
+    or its turn ends (DRAIN_TURN_SECONDS: it then sends its successor); how many frames it processed. Each batch is claimed and committed as in predicted_asset_process; a frame that
     fails is counted as a send and left to the next drain or the sweep.
 
     Slot 0 is the drain that ingest's requests send; while its batches come full it asks for a helper in the next
@@ -78,6 +88,7 @@ def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> i
     batch = batch or settings.LOUPE_FRAME_BATCH
     key = _drain_key(deployment_id, slot)
     processed, failed, released = 0, set(), False
+    turn_ends = time.monotonic() + DRAIN_TURN_SECONDS
     while True:
         with transaction.atomic():
             assets = _waiting(deployment_id, limit=batch, exclude=failed)
@@ -98,6 +109,14 @@ def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> i
             send_key_hold(key=key, ttl=DRAIN_KEY_SECONDS)
             if len(assets) == batch and slot + 1 < settings.LOUPE_FRAME_DRAINS:
                 _drain_send(deployment_id, slot + 1)
+            elif settings.LOUPE_FRAME_GATHER:
+                # A drain that keeps up would otherwise take the few frames that arrived during its last batch,
+                # paying a batch's statements for each few: let the next batch gather first.
+                time.sleep(settings.LOUPE_FRAME_GATHER)
+            if time.monotonic() > turn_ends and _drain_next_turn(deployment_id, slot):
+                # Its successor, at the back of the queue, holds the request from here: the tasks queued on this
+                # worker meanwhile (stats, alerts, other deployments' drains) run before it.
+                return processed
 
 
 def _claim():

@@ -185,3 +185,46 @@ def test_a_drain_whose_batches_come_full_asks_for_a_helper_up_to_the_limit(refer
     # and only slot 1's own full batches would ask for slot 2.
     assert {kwargs.get("slot") for kwargs in sent} == set(helpers)
     assert len(sent) == (3 if helpers else 0)
+
+
+def test_a_drain_that_keeps_up_lets_its_next_batch_gather(reference, frames, settings, deployments, monkeypatch):
+    from monitoring.services import frames as frame_service
+
+    settings.LOUPE_FRAME_BATCH = 8
+    settings.LOUPE_FRAME_GATHER = 0.2
+    frames(2)
+    waits, arrivals = [], iter([3, 0])
+
+    def sleep(seconds):  # frames keep arriving while the drain waits
+        waits.append(seconds)
+        frames(next(arrivals))
+
+    monkeypatch.setattr(frame_service.time, "sleep", sleep)
+    batches = []
+    commit = frame_service._frames_commit
+    monkeypatch.setattr(frame_service, "_frames_commit",
+                        lambda *, assets, **kwargs: batches.append(len(assets)) or commit(assets=assets, **kwargs))
+    assert frame_service.frames_drain(deployment_id=deployments[DET].pk) == 5
+    # 2 frames, a wait in which 3 arrive, those 3 in one batch, a wait in which none does, then the drain ends.
+    assert batches == [2, 3] and waits == [0.2, 0.2]
+    assert not PredictedAsset.objects.filter(processed_at__isnull=True).exists()
+
+    settings.LOUPE_FRAME_GATHER = 0
+    frames(2)
+    assert frame_service.frames_drain(deployment_id=deployments[DET].pk) == 2 and waits == [0.2, 0.2]
+
+
+def test_a_drain_whose_turn_ends_sends_its_successor_and_ends(reference, frames, settings, deployments, monkeypatch):
+    from monitoring.services import frames as frame_service
+    from monitoring.tasks import frames_drain as task
+
+    sent = []
+    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: sent.append((args, kwargs)))
+    monkeypatch.setattr(frame_service, "DRAIN_TURN_SECONDS", 0.0)
+    settings.LOUPE_FRAME_BATCH = 2
+    settings.LOUPE_FRAME_DRAINS = 1
+    frames(5)
+    # One batch, then the successor (same deployment, same slot) goes to the back of the queue with the rest.
+    assert frame_service.frames_drain(deployment_id=deployments[DET].pk) == 2
+    assert sent == [((str(deployments[DET].pk),), {})]
+    assert PredictedAsset.objects.filter(processed_at__isnull=True).count() == 3
