@@ -5,6 +5,10 @@ from dashboard.models import (
     Annotation, ApiToken, Data, Dataset, DatasetAsset, DatasetVersion, Deployment, ExportJob, Label, Membership, Model,
     ModelVersion, Organization, PredictedAsset, Prediction,
 )
+from dashboard.views.login import AdminLoginForm
+
+# The admin's login page has the same guard against guessed passwords as Loupe's.
+admin.site.login_form = AdminLoginForm
 
 
 class MembershipInline(admin.TabularInline):

@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views import defaults
 
 from dashboard.api import auth, datasets as datasets_api, openapi, platform
-from dashboard.views import api_docs, datasets, deployment_admin, members, pages, tokens
+from dashboard.views import api_docs, datasets, deployment_admin, login, members, pages, tokens
 
 api = [
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
@@ -33,7 +33,7 @@ api = [
 
 urlpatterns = [
     path("", pages.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", login.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("deployments/", pages.deployment_list, name="deployment-list"),
     path("deployments/<uuid:deployment_id>/", pages.deployment_detail, name="deployment-detail"),

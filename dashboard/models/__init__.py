@@ -4,7 +4,7 @@ from dashboard.models.deployments import (
     Deployment, InferenceType, Label, Model, ModelRuntime, ModelSource, ModelVersion,
 )
 from dashboard.models.datalake import Data
-from dashboard.models.members import AuditEvent, Invitation
+from dashboard.models.members import AuditEvent, Invitation, LoginFailure
 from dashboard.models.predictions import AssetStatus, AssetTerm, PredictedAsset, Prediction
 from dashboard.models.datasets import (
     Annotation, Dataset, DatasetAsset, DatasetVersion, ExportFormat, ExportJob, JobStatus,
@@ -27,6 +27,7 @@ __all__ = [
     "Invitation",
     "JobStatus",
     "Label",
+    "LoginFailure",
     "Membership",
     "Model",
     "ModelRuntime",

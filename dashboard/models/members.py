@@ -59,3 +59,14 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'system'} {self.action} {self.target}"
+
+
+class LoginFailure(models.Model):
+    """A failed log-in on the login page, by the username typed (lower-cased): too many of them in a while stop
+    that username's tries for a while (dashboard.services.auth.login_wait), so passwords cannot be guessed there."""
+
+    username = models.CharField(max_length=150)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["username", "at"], name="login_failure_username_at")]

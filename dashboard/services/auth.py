@@ -1,4 +1,5 @@
 """API tokens (stored as digests, shown once) and the one-hour JWTs bound to a deployment."""
+import datetime as dt
 import hashlib
 import secrets
 import time
@@ -10,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from dashboard.errors import Unauthorized
-from dashboard.models import ApiToken, Deployment
+from dashboard.models import ApiToken, Deployment, LoginFailure
 from dashboard.selectors.prepared import PreparedQuery
 from dashboard.services.audit import audit_record
 
@@ -108,3 +109,29 @@ _LIVE_TOKEN = PreparedQuery(
                                                          user__is_active=True).only("last_used_at").order_by()[:1],
     token_id=ApiToken._meta.pk, user_id=ApiToken._meta.get_field("user"),
 )
+
+
+# The login page's guard: this many failed log-ins for one username within the window stop its tries until the
+# oldest of them leaves the window. API tokens and invitation links are long random secrets, not guessed.
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_FAILURE_WINDOW = dt.timedelta(minutes=15)
+
+
+def login_wait(*, username: str) -> dt.timedelta | None:
+    """How long `username` must wait before the login page checks its password again; None when it need not."""
+    since = timezone.now() - LOGIN_FAILURE_WINDOW
+    failures = list(LoginFailure.objects.filter(username=username.lower(), at__gte=since)
+                    .order_by("-at").values_list("at", flat=True)[:LOGIN_FAILURES_ALLOWED])
+    if len(failures) < LOGIN_FAILURES_ALLOWED:
+        return None
+    return failures[-1] + LOGIN_FAILURE_WINDOW - timezone.now()
+
+
+def login_failed(*, username: str) -> None:
+    key = username.lower()[:150]
+    LoginFailure.objects.filter(username=key, at__lt=timezone.now() - LOGIN_FAILURE_WINDOW).delete()
+    LoginFailure.objects.create(username=key, at=timezone.now())
+
+
+def login_succeeded(*, username: str) -> None:
+    LoginFailure.objects.filter(username=username.lower()).delete()

@@ -48,6 +48,22 @@ def test_wrong_password_is_refused(page, live_server, users):
     assert page.url.endswith("/login/")
 
 
+def test_too_many_wrong_passwords_are_stopped_with_a_message(page, live_server, users, screenshot_dir):
+    from dashboard.models import LoginFailure
+    from dashboard.services.auth import LOGIN_FAILURES_ALLOWED, login_failed
+    from tests.fixtures import PASSWORD
+
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        login_failed(username="labeler")
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "labeler")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    assert "Too many failed log-ins" in page.locator(".flash-error").inner_text()
+    assert page.url.endswith("/login/") and LoginFailure.objects.count() == LOGIN_FAILURES_ALLOWED
+    page.screenshot(path=str(screenshot_dir / "login-throttled.png"), full_page=True)
+
+
 def test_member_creates_sees_once_and_revokes_a_token(page, live_server, users, screenshot_dir):
     log_in(page, live_server, "admin")
     page.click("text=API tokens")

@@ -65,6 +65,43 @@ def test_a_wrong_password_is_refused(client, users):
     assert response.status_code == 200 and "did not match" in response.content.decode()
 
 
+def test_too_many_wrong_passwords_stop_a_usernames_tries_for_a_while(client, users):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dashboard.models import LoginFailure
+    from dashboard.services.auth import LOGIN_FAILURE_WINDOW, LOGIN_FAILURES_ALLOWED
+    from tests.fixtures import PASSWORD
+
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        assert "did not match" in client.post("/login/", {"username": "Labeler", "password": "guess"}).content.decode()
+    # The right password now gets the same refusal as a wrong one: the password is not even checked.
+    refused = client.post("/login/", {"username": "labeler", "password": PASSWORD})
+    assert refused.status_code == 200 and "Too many failed log-ins" in refused.content.decode()
+    assert "try again in 15 minutes" in refused.content.decode()
+    assert LoginFailure.objects.count() == LOGIN_FAILURES_ALLOWED  # a refused try is not counted again
+    # Another username is not affected.
+    assert client.post("/login/", {"username": "admin", "password": PASSWORD}).status_code == 302
+    client.logout()
+    # Once the failures are older than the window, the username logs in again and its count starts over.
+    LoginFailure.objects.update(at=timezone.now() - LOGIN_FAILURE_WINDOW - dt.timedelta(seconds=1))
+    assert client.post("/login/", {"username": "labeler", "password": PASSWORD}).status_code == 302
+    assert not LoginFailure.objects.filter(username="labeler").exists()
+
+
+def test_the_admin_login_page_has_the_same_guard(client, users):
+    from dashboard.services.auth import LOGIN_FAILURES_ALLOWED
+    from tests.fixtures import PASSWORD
+
+    users["admin"].is_staff = True
+    users["admin"].save()
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        assert client.post("/admin/login/", {"username": "admin", "password": "guess"}).status_code == 200
+    refused = client.post("/admin/login/", {"username": "admin", "password": PASSWORD})
+    assert refused.status_code == 200 and "Too many failed log-ins" in refused.content.decode()
+
+
 @pytest.mark.parametrize("path", ["/", "/deployments/", "/settings/tokens/"])
 def test_an_anonymous_visitor_is_sent_to_the_login_page(client, db, path):
     response = client.get(path)
