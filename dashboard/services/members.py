@@ -1,6 +1,7 @@
 """Writes to an organization's members: role changes, removals, invitations and their acceptance, new
 organizations. The last admin of an organization can be neither removed nor demoted."""
 import datetime as dt
+import math
 import secrets
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields
 from dashboard.models import Invitation, Membership, Organization, Role
 from dashboard.services.audit import audit_record
-from dashboard.services.auth import token_digest
+from dashboard.services.auth import login_failed, login_succeeded, login_wait, token_digest
 
 INVITATION_PREFIX = "inv_"
 
@@ -150,10 +151,31 @@ def invitation_existing_user(invitation: Invitation):
     return matches[0] if len(matches) == 1 else None
 
 
+def _existing_password_check(invitation: Invitation, password: str):
+    """The existing account the invitation is for, once its password is checked (with the login pages' guard
+    against guessing: dashboard.services.auth.login_wait); None when the invitee has no account yet."""
+    user = invitation_existing_user(invitation)
+    if user is None:
+        return None
+    name = user.get_username()
+    wait = login_wait(username=name)
+    if wait is not None:
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        raise ValidationFailed.from_errors(
+            [FieldError("password", f"too many failed log-ins for {name}; try again in {minutes} min")])
+    if not user.check_password(password or ""):
+        login_failed(username=name)
+        raise ValidationFailed.from_errors([FieldError("password", f"is not the password of {name}")])
+    login_succeeded(username=name)
+    return user
+
+
 def invitation_accept(*, plain: str, password: str, username: str = "") -> AbstractBaseUser:
     """Accept an invitation once: a new invitee chooses a username and password; an existing account confirms
     with its own password. The membership, the link's use and the audit line commit together."""
     user_model = get_user_model()
+    # Before the transaction, so that a failed try is counted even though the transaction would roll it back.
+    checked = _existing_password_check(invitation_for_link(plain=plain), password)
     with transaction.atomic():
         invitation = invitation_for_link(plain=plain)
         invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=invitation.pk)
@@ -161,7 +183,7 @@ def invitation_accept(*, plain: str, password: str, username: str = "") -> Abstr
             raise NotFound("this invitation link has already been used")
         user = invitation_existing_user(invitation)
         if user is not None:
-            if not user.check_password(password or ""):
+            if checked is None or checked.pk != user.pk:  # an account made or changed since the check
                 raise ValidationFailed.from_errors([FieldError("password", f"is not the password of {user.get_username()}")])
         else:
             username = (username or invitation.username or "").strip()

@@ -140,6 +140,23 @@ def test_an_existing_user_accepts_with_their_own_password(users, organization, o
     assert Membership.objects.get(user=outsider, organization=organization).role == Role.ML_LEAD
 
 
+def test_an_invitation_link_is_no_way_around_the_guard_on_guessed_passwords(users, organization, outsider):
+    from dashboard.models import LoginFailure
+    from dashboard.services.auth import LOGIN_FAILURES_ALLOWED
+
+    _, plain = invitation_create(organization=organization, invitee="outsider", role=Role.ML_LEAD,
+                                 created_by=users["admin"], link_for=link_for)
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        with pytest.raises(ValidationFailed):
+            invitation_accept(plain=plain, password="a guess")
+    # Counted, though each refusal rolled its transaction back; the right password now waits too.
+    assert LoginFailure.objects.filter(username="outsider").count() == LOGIN_FAILURES_ALLOWED
+    with pytest.raises(ValidationFailed) as refused:
+        invitation_accept(plain=plain, password=PASSWORD)
+    assert "too many failed log-ins" in refused.value.errors[0].message
+    assert not Membership.objects.filter(user=outsider, organization=organization).exists()
+
+
 def test_inviting_a_member_again_is_a_conflict(users, organization):
     with pytest.raises(Conflict) as refused:
         invitation_create(organization=organization, invitee="labeler", role=Role.LABELER,
