@@ -18,7 +18,8 @@ class Migration(migrations.Migration):
                 ('at', models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['username', 'at'], name='login_failure_username_at')],
+                'indexes': [models.Index(fields=['username', 'at'], name='login_failure_username_at'),
+                            models.Index(fields=['at'], name='login_failure_at')],
             },
         ),
     ]

@@ -63,10 +63,11 @@ class AuditEvent(models.Model):
 
 class LoginFailure(models.Model):
     """A failed log-in on the login page, by the username typed (lower-cased): too many of them in a while stop
-    that username's tries for a while (dashboard.services.auth.login_wait), so passwords cannot be guessed there."""
+    that username's tries for a while (dashboard.services.auth.login_refusal), so passwords cannot be guessed there."""
 
     username = models.CharField(max_length=150)
     at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["username", "at"], name="login_failure_username_at")]
+        indexes = [models.Index(fields=["username", "at"], name="login_failure_username_at"),
+                   models.Index(fields=["at"], name="login_failure_at")]

@@ -4,6 +4,8 @@ Pages and the API ask the same questions here and get the same answers: someone 
 told the thing does not exist (NotFound, so ids do not leak what other teams have), a member without the role
 is told which role it needs (Forbidden). Pages turn these into 404 and 403 pages (dashboard.middleware).
 """
+import functools
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Aggregate, JSONField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import JSONArray
@@ -66,6 +68,7 @@ class _JsonRows(Aggregate):
         return super().as_sql(compiler, connection, function="JSONB_AGG", **extra_context)
 
 
+@functools.cache
 def _deployment_with_role(related: tuple[str, ...]) -> PreparedQuery:
     def build(*, deployment_id, user_id) -> QuerySet[Deployment]:
         # No ORDER BY anywhere (one row at most each).
@@ -81,15 +84,11 @@ def _deployment_with_role(related: tuple[str, ...]) -> PreparedQuery:
     return PreparedQuery(build, deployment_id=Deployment._meta.pk, user_id=Membership._meta.get_field("user"))
 
 
-_DEPLOYMENT_WITH_ROLE: dict[tuple[str, ...], PreparedQuery] = {}
-
-
 def deployment_for_monitoring(*, user_id, deployment_id, role: str, related: tuple[str, ...] = ()) -> Deployment:
     """`deployment_for_member` for the hot ingest and serving paths: by user id, in one prepared query (see
     dashboard.selectors.prepared) with the member's role, the deployment's label map (which every frame's classes are
     checked against) and the `related` rows (e.g. the versions serving needs)."""
-    query = _DEPLOYMENT_WITH_ROLE.get(related) or _DEPLOYMENT_WITH_ROLE.setdefault(related, _deployment_with_role(related))
-    deployment = query.first(deployment_id=deployment_id, user_id=user_id)
+    deployment = _deployment_with_role(related).first(deployment_id=deployment_id, user_id=user_id)
     if deployment is None or deployment.member_role is None:
         raise NotFound(f"deployment {deployment_id} not found")
     role_require(held=deployment.member_role, role=role)

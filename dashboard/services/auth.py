@@ -1,6 +1,7 @@
 """API tokens (stored as digests, shown once) and the one-hour JWTs bound to a deployment."""
 import datetime as dt
 import hashlib
+import math
 import secrets
 import time
 
@@ -111,27 +112,34 @@ _LIVE_TOKEN = PreparedQuery(
 )
 
 
-# The login page's guard: this many failed log-ins for one username within the window stop its tries until the
+# The login pages' guard: this many failed log-ins for one username within the window stop its tries until the
 # oldest of them leaves the window. API tokens and invitation links are long random secrets, not guessed.
 LOGIN_FAILURES_ALLOWED = 10
 LOGIN_FAILURE_WINDOW = dt.timedelta(minutes=15)
 
 
-def login_wait(*, username: str) -> dt.timedelta | None:
-    """How long `username` must wait before the login page checks its password again; None when it need not."""
+def login_refusal(*, username: str) -> str | None:
+    """Why `username`'s password is not to be checked now (too many failed log-ins lately); None when it may be."""
     since = timezone.now() - LOGIN_FAILURE_WINDOW
-    failures = list(LoginFailure.objects.filter(username=username.lower(), at__gte=since)
+    failures = list(LoginFailure.objects.filter(username=_login_key(username), at__gte=since)
                     .order_by("-at").values_list("at", flat=True)[:LOGIN_FAILURES_ALLOWED])
     if len(failures) < LOGIN_FAILURES_ALLOWED:
         return None
-    return failures[-1] + LOGIN_FAILURE_WINDOW - timezone.now()
+    minutes = max(1, math.ceil((failures[-1] + LOGIN_FAILURE_WINDOW - timezone.now()).total_seconds() / 60))
+    return f"Too many failed log-ins for this username: try again in {minutes} minute{'' if minutes == 1 else 's'}."
 
 
-def login_failed(*, username: str) -> None:
-    key = username.lower()[:150]
-    LoginFailure.objects.filter(username=key, at__lt=timezone.now() - LOGIN_FAILURE_WINDOW).delete()
+def login_attempted(*, username: str, succeeded: bool) -> None:
+    """Count a checked password: a failure within the window, a success clears the username's count. Call it
+    outside any transaction a refusal rolls back."""
+    key = _login_key(username)
+    if succeeded:
+        LoginFailure.objects.filter(username=key).delete()
+        return
+    # Failures past the window count for nothing any more, whoever's they were.
+    LoginFailure.objects.filter(at__lt=timezone.now() - LOGIN_FAILURE_WINDOW).delete()
     LoginFailure.objects.create(username=key, at=timezone.now())
 
 
-def login_succeeded(*, username: str) -> None:
-    LoginFailure.objects.filter(username=username.lower()).delete()
+def _login_key(username: str) -> str:
+    return username.lower()[:150]

@@ -15,6 +15,10 @@ CONTENT_TYPE_ALIASES = {"image/png": "image/png", "png": "image/png", "image/jpe
 Image.MAX_IMAGE_PIXELS = None
 
 
+# What Pillow raises on bytes that open but do not decode.
+IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     content_type: str
@@ -45,10 +49,6 @@ def image_header(*, content: bytes, field: str = "image") -> ImageFacts:
     image, facts = _opened(content, field)
     image.close()
     return facts
-
-
-# What Pillow raises on bytes that open but do not decode.
-IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def _opened(content: bytes, field: str) -> tuple[Image.Image, ImageFacts]:

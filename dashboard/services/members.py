@@ -1,7 +1,6 @@
 """Writes to an organization's members: role changes, removals, invitations and their acceptance, new
 organizations. The last admin of an organization can be neither removed nor demoted."""
 import datetime as dt
-import math
 import secrets
 from collections.abc import Callable
 
@@ -19,7 +18,7 @@ from dashboard.errors import Conflict, FieldError, NotFound, ValidationFailed
 from dashboard.fields import Fields
 from dashboard.models import Invitation, Membership, Organization, Role
 from dashboard.services.audit import audit_record
-from dashboard.services.auth import login_failed, login_succeeded, login_wait, token_digest
+from dashboard.services.auth import login_attempted, login_refusal, token_digest
 
 INVITATION_PREFIX = "inv_"
 
@@ -153,20 +152,17 @@ def invitation_existing_user(invitation: Invitation):
 
 def _existing_password_check(invitation: Invitation, password: str):
     """The existing account the invitation is for, once its password is checked (with the login pages' guard
-    against guessing: dashboard.services.auth.login_wait); None when the invitee has no account yet."""
+    against guessing: dashboard.services.auth.login_refusal); None when the invitee has no account yet."""
     user = invitation_existing_user(invitation)
     if user is None:
         return None
     name = user.get_username()
-    wait = login_wait(username=name)
-    if wait is not None:
-        minutes = max(1, math.ceil(wait.total_seconds() / 60))
-        raise ValidationFailed.from_errors(
-            [FieldError("password", f"too many failed log-ins for {name}; try again in {minutes} min")])
-    if not user.check_password(password or ""):
-        login_failed(username=name)
+    if refusal := login_refusal(username=name):
+        raise ValidationFailed.from_errors([FieldError("password", refusal)])
+    succeeded = user.check_password(password or "")
+    login_attempted(username=name, succeeded=succeeded)
+    if not succeeded:
         raise ValidationFailed.from_errors([FieldError("password", f"is not the password of {name}")])
-    login_succeeded(username=name)
     return user
 
 

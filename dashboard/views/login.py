@@ -1,13 +1,11 @@
 """The login pages (Loupe's and the Django admin's): Django's, with a guard against guessing passwords
-(dashboard.services.auth.login_wait)."""
-import math
-
+(dashboard.services.auth.login_refusal)."""
 from django.contrib.auth import views as auth_views
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from dashboard.services.auth import login_failed, login_succeeded, login_wait
+from dashboard.services.auth import login_attempted, login_refusal
 
 
 class _Guarded:
@@ -15,22 +13,16 @@ class _Guarded:
 
     def clean(self):
         username = self.cleaned_data.get("username")
-        if username:
-            wait = login_wait(username=username)
-            if wait is not None:
-                minutes = max(1, math.ceil(wait.total_seconds() / 60))
-                raise ValidationError(
-                    "Too many failed log-ins for this username: try again in %(minutes)d minute%(plural)s.",
-                    code="throttled", params={"minutes": minutes, "plural": "" if minutes == 1 else "s"},
-                )
+        if username and (refusal := login_refusal(username=username)):
+            raise ValidationError(refusal, code="throttled")
         try:
             cleaned = super().clean()
         except ValidationError as error:
             if username and error.code == "invalid_login":
-                login_failed(username=username)
+                login_attempted(username=username, succeeded=False)
             raise
         if username:
-            login_succeeded(username=username)
+            login_attempted(username=username, succeeded=True)
         return cleaned
 
 

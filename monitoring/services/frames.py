@@ -51,17 +51,15 @@ def frames_drain_request(*, deployment_id) -> None:
     transaction.on_commit(functools.partial(_drain_send, deployment_id, 0))
 
 
-def _drain_send(deployment_id, slot: int) -> None:
+def _drain_send(deployment_id, slot: int, *, successor: bool = False) -> bool:
+    """The drain's message for `slot`: unless one is outstanding (its key), or, for a drain's `successor`, whatever
+    (the drain holds the key and hands it on)."""
     from monitoring import tasks
 
-    task_send_once(task=tasks.frames_drain, args=[str(deployment_id)], kwargs={"slot": slot} if slot else None,
-                   key=_drain_key(deployment_id, slot), ttl=DRAIN_KEY_SECONDS)
-
-
-def _drain_next_turn(deployment_id, slot: int) -> bool:
-    from monitoring import tasks
-
-    return task_send(task=tasks.frames_drain, args=[str(deployment_id)], kwargs={"slot": slot} if slot else None)
+    message = dict(task=tasks.frames_drain, args=[str(deployment_id)], kwargs={"slot": slot} if slot else None)
+    if successor:
+        return task_send(**message)
+    return task_send_once(**message, key=_drain_key(deployment_id, slot), ttl=DRAIN_KEY_SECONDS)
 
 
 def _drain_key(deployment_id, slot: int) -> str:
@@ -78,8 +76,9 @@ DRAIN_TURN_SECONDS = 5.0
 
 def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> int:
     """The per-frame work of the deployment's waiting frames, `batch` at a time, oldest first, until none is left
-    or its turn ends (DRAIN_TURN_SECONDS: it then sends its successor); how many frames it processed. Each batch is claimed and committed as in predicted_asset_process; a frame that
-    fails is counted as a send and left to the next drain or the sweep.
+    or its turn ends (DRAIN_TURN_SECONDS: it then sends its successor); how many frames it processed. Each batch is
+    claimed and committed as in predicted_asset_process; a frame that fails is counted as a send and left to the
+    next drain or the sweep.
 
     Slot 0 is the drain that ingest's requests send; while its batches come full it asks for a helper in the next
     slot (up to settings.LOUPE_FRAME_DRAINS at once), so several workers share a busy deployment. Before its last
@@ -113,7 +112,7 @@ def frames_drain(*, deployment_id, slot: int = 0, batch: int | None = None) -> i
                 # A drain that keeps up would otherwise take the few frames that arrived during its last batch,
                 # paying a batch's statements for each few: let the next batch gather first.
                 time.sleep(settings.LOUPE_FRAME_GATHER)
-            if time.monotonic() > turn_ends and _drain_next_turn(deployment_id, slot):
+            if time.monotonic() > turn_ends and _drain_send(deployment_id, slot, successor=True):
                 # Its successor, at the back of the queue, holds the request from here: the tasks queued on this
                 # worker meanwhile (stats, alerts, other deployments' drains) run before it.
                 return processed

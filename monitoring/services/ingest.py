@@ -48,8 +48,9 @@ class IngestResult:
 def prediction_ingest(*, deployment: Deployment, payload, idempotency_key: str | None = None,
                       content: bytes | None = None, checked: ImageFacts | None = None) -> IngestResult:
     """`content`: the image's bytes when the caller holds them already (the serving API), in place of the payload's
-    base64 `image`; `checked`: their facts, when the caller has checked them already (serving's worker decoded them). A payload naming `data_id` instead of an image is a frame of the organization's datalake: it
-    replaces the deployment's prediction of that data (see _asset_replace) rather than adding a frame."""
+    base64 `image`; `checked`: their facts, when the caller has checked them already (serving's worker decoded
+    them). A payload naming `data_id` instead of an image is a frame of the organization's datalake: it replaces the
+    deployment's prediction of that data (see _asset_replace) rather than adding a frame."""
     if idempotency_key:
         # Checked before any work, so that a retried request writes no file either.
         _refuse_repeat(deployment.predicted_assets.filter(idempotency_key=idempotency_key), "Idempotency-Key")

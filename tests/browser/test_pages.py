@@ -50,11 +50,11 @@ def test_wrong_password_is_refused(page, live_server, users):
 
 def test_too_many_wrong_passwords_are_stopped_with_a_message(page, live_server, users, screenshot_dir):
     from dashboard.models import LoginFailure
-    from dashboard.services.auth import LOGIN_FAILURES_ALLOWED, login_failed
+    from dashboard.services.auth import LOGIN_FAILURES_ALLOWED, login_attempted
     from tests.fixtures import PASSWORD
 
     for _ in range(LOGIN_FAILURES_ALLOWED):
-        login_failed(username="labeler")
+        login_attempted(username="labeler", succeeded=False)
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", "labeler")
     page.fill("#id_password", PASSWORD)
@@ -62,6 +62,13 @@ def test_too_many_wrong_passwords_are_stopped_with_a_message(page, live_server, 
     assert "Too many failed log-ins" in page.locator(".flash-error").inner_text()
     assert page.url.endswith("/login/") and LoginFailure.objects.count() == LOGIN_FAILURES_ALLOWED
     page.screenshot(path=str(screenshot_dir / "login-throttled.png"), full_page=True)
+    # The Django admin's login page says the same.
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "labeler")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    assert "Too many failed log-ins" in page.locator(".errornote").inner_text()
+    page.screenshot(path=str(screenshot_dir / "admin-login-throttled.png"), full_page=True)
 
 
 def test_member_creates_sees_once_and_revokes_a_token(page, live_server, users, screenshot_dir):

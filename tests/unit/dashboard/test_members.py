@@ -153,7 +153,7 @@ def test_an_invitation_link_is_no_way_around_the_guard_on_guessed_passwords(user
     assert LoginFailure.objects.filter(username="outsider").count() == LOGIN_FAILURES_ALLOWED
     with pytest.raises(ValidationFailed) as refused:
         invitation_accept(plain=plain, password=PASSWORD)
-    assert "too many failed log-ins" in refused.value.errors[0].message
+    assert "Too many failed log-ins" in refused.value.errors[0].message
     assert not Membership.objects.filter(user=outsider, organization=organization).exists()
 
 

@@ -90,6 +90,20 @@ def test_too_many_wrong_passwords_stop_a_usernames_tries_for_a_while(client, use
     assert not LoginFailure.objects.filter(username="labeler").exists()
 
 
+def test_failures_past_the_window_are_deleted_whoever_made_them(db):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dashboard.models import LoginFailure
+    from dashboard.services.auth import LOGIN_FAILURE_WINDOW, login_attempted
+
+    old = timezone.now() - LOGIN_FAILURE_WINDOW - dt.timedelta(minutes=1)
+    LoginFailure.objects.bulk_create([LoginFailure(username=f"sprayed-{n}", at=old) for n in range(5)])
+    login_attempted(username="Someone", succeeded=False)
+    assert list(LoginFailure.objects.values_list("username", flat=True)) == ["someone"]
+
+
 def test_the_admin_login_page_has_the_same_guard(client, users):
     from dashboard.services.auth import LOGIN_FAILURES_ALLOWED
     from tests.fixtures import PASSWORD
